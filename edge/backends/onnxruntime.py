@@ -1,0 +1,48 @@
+"""ONNX Runtime backend: the portable one, and the reference the trainer checks its export against."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from edge.backends.base import ModelOutputs
+from edge.errors import InferenceError
+from edge.manifest import MODEL_OUTPUTS
+
+log = logging.getLogger(__name__)
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model_file: Path, *, threads: int = 0) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise InferenceError(
+                "ONNX Runtime is not installed: pip install 'partsight[edge]' (or onnxruntime)"
+            ) from exc
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # warnings about unused initialisers are noise on the line
+        try:
+            self._session = ort.InferenceSession(
+                str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own untyped errors: map them here
+            raise InferenceError(f"{model_file}: ONNX Runtime cannot load it ({exc})") from exc
+        inputs = self._session.get_inputs()
+        outputs = [o.name for o in self._session.get_outputs()]
+        if len(inputs) != 1 or tuple(outputs) != MODEL_OUTPUTS:
+            raise InferenceError(f"{model_file}: expected 1 input and outputs {MODEL_OUTPUTS}")
+        self._input = inputs[0].name
+
+    def run(self, batch: np.ndarray) -> ModelOutputs:
+        try:
+            recon, amap, score = self._session.run(None, {self._input: batch})
+        except Exception as exc:
+            raise InferenceError(f"ONNX Runtime failed: {exc}") from exc
+        return ModelOutputs(reconstruction=recon, anomaly_map=amap, score=score)

@@ -1,0 +1,109 @@
+"""`partsight`: the edge runtime's command line.
+
+Exit codes: 0 every image judged; 1 some image could not be judged (each named on stderr);
+2 the command itself failed (bad arguments, engine that does not load or fails its golden samples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge import __version__
+from edge.errors import ImageError, PartSightError
+from edge.images import find_images, read_image
+from edge.inspector import ERROR, Inspection, Inspector, inspect_files
+from edge.overlay import overlay_heatmap
+
+log = logging.getLogger("partsight")
+
+EXIT_OK, EXIT_UNJUDGED, EXIT_FAILED = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except PartSightError as exc:
+        print(f"partsight: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="partsight", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"partsight {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    inspect = sub.add_parser("inspect", help="judge image files with an engine, one JSON line each")
+    inspect.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                         help="image files, or folders searched recursively")
+    inspect.add_argument("--engine", required=True, type=Path, help="engine bundle folder")
+    inspect.add_argument("--threshold", type=float, help="override the engine's threshold")
+    inspect.add_argument("--heatmaps", type=Path, metavar="DIR",
+                         help="write a heatmap overlay per image here")
+    inspect.add_argument("--batch", type=int, default=8, help="images per inference call")
+    inspect.set_defaults(func=_inspect)
+    return parser
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    inspector = Inspector.open(args.engine, threshold=args.threshold)
+    inspector.check_golden()
+    manifest = inspector.bundle.manifest
+    paths = find_images(args.paths)
+    if not paths:
+        raise ImageError(" ".join(map(str, args.paths)), "no image files found")
+    if args.heatmaps:
+        args.heatmaps.mkdir(parents=True, exist_ok=True)
+    unjudged = 0
+    for path, outcome in inspect_files(inspector, paths, args.batch):
+        line: dict[str, object] = {"file": str(path), "engine": f"{manifest.name}@{manifest.version}"}
+        if isinstance(outcome, ImageError):
+            unjudged += 1
+            print(f"partsight: error: {outcome}", file=sys.stderr)
+            line |= {"verdict": ERROR, "reason": "image", "error": outcome.why}
+        else:
+            line |= _result_fields(outcome)
+            if args.heatmaps:
+                _write_heatmap(args.heatmaps, path, outcome, inspector.pixel_threshold)
+        print(json.dumps(line), flush=True)
+    return EXIT_UNJUDGED if unjudged else EXIT_OK
+
+
+def _result_fields(result: Inspection) -> dict[str, object]:
+    return {
+        "verdict": result.verdict,
+        "reason": result.reason,
+        "score": result.score,
+        "threshold": result.threshold,
+        "regions": [r.as_dict() for r in result.regions],
+        "latency_ms": {k: round(v, 3) for k, v in result.latency_ms.items()},
+    }
+
+
+def _write_heatmap(folder: Path, path: Path, result: Inspection, pixel_threshold: float) -> None:
+    image = read_image(path)
+    scale = 255.0 if image.dtype == np.uint8 else 65535.0
+    picture = overlay_heatmap(
+        image.astype(np.float32) / scale, result.anomaly_map, vmax=2 * pixel_threshold,
+        regions=result.regions,
+    )
+    # Folders may repeat file names (MVTec: test/<type>/000.png): keep the parent in the name.
+    name = f"{path.parent.name}_{path.stem}_{result.verdict}.png"
+    cv2.imwrite(str(folder / name), picture)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The edge runtime's exceptions.
+
+PartSightError
+├── ImageError        an image file or frame that cannot be judged (unreadable, corrupt, wrong size)
+├── BundleError       an engine bundle that is missing, malformed or fails its hash checks
+└── InferenceError    the inference backend failed or returned something unexpected
+
+Each carries a one-line message meant for logs and CLI output.
+"""
+
+from __future__ import annotations
+
+
+class PartSightError(Exception):
+    """Base of every error PartSight raises on purpose."""
+
+
+class ImageError(PartSightError):
+    """An image that cannot be judged. `source` names the file (or frame) it came from."""
+
+    def __init__(self, source: str, why: str) -> None:
+        super().__init__(f"{source}: {why}")
+        self.source = source
+        self.why = why
+
+
+class BundleError(PartSightError):
+    """An engine bundle that must not be loaded."""
+
+
+class InferenceError(PartSightError):
+    """The inference backend could not score an image."""

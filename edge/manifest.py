@@ -1,0 +1,81 @@
+"""The engine manifest: what an engine bundle contains and how to run it (DESIGN.md, "Engine bundle").
+
+Strict models: unknown keys are rejected, so a bundle from a newer trainer fails loudly instead of
+being half understood.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT_VERSION = 1
+MODEL_OUTPUTS = ("reconstruction", "anomaly_map", "score")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    """The model's input and how a stored image becomes it."""
+
+    channels: Literal[1, 3] = Field(description="1 = mono, 3 = colour (BGR order as stored)")
+    height: int = Field(gt=0, description="model input height in pixels")
+    width: int = Field(gt=0, description="model input width in pixels")
+    source_height: int = Field(gt=0, description="height of the image the engine accepts")
+    source_width: int = Field(gt=0, description="width of the image the engine accepts")
+    normalization: Literal["dtype_max"] = Field(
+        "dtype_max", description="pixel / 255 for 8-bit, / 65535 for 16-bit, giving [0, 1]"
+    )
+
+
+class ModelSpec(_Strict):
+    file: str = Field(description="ONNX file, relative to the bundle")
+    format: Literal["onnx"] = "onnx"
+    opset: int = Field(ge=17)
+    input_name: str
+    outputs: tuple[str, ...] = Field(MODEL_OUTPUTS, description="output names, in order")
+
+
+class ScoringSpec(_Strict):
+    """How the graph turns reconstruction error into a score; the threshold lives here, not in it."""
+
+    method: Literal["mean", "max", "topk"] = Field(description="image score from the anomaly map")
+    topk_fraction: float | None = Field(None, gt=0, le=1, description="for method topk")
+    smoothing_sigma: float = Field(ge=0, description="Gaussian smoothing of the map, pixels")
+    mask_file: str | None = Field(None, description="foreground mask baked into the graph (PNG)")
+    threshold: float = Field(description="score >= threshold is NOK")
+    threshold_rule: str = Field(description="how the threshold was chosen")
+    pixel_threshold: float = Field(description="map level above which a pixel is anomalous")
+
+
+class GoldenSample(_Strict):
+    file: str = Field(description="image, relative to the bundle")
+    expected_score: float
+    rtol: float = Field(1e-3, gt=0, description="relative tolerance a backend must meet")
+
+
+class FileEntry(_Strict):
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class Manifest(_Strict):
+    format_version: Literal[1] = FORMAT_VERSION
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", description="semver")
+    created: str = Field(description="ISO 8601 UTC")
+    input: InputSpec
+    model: ModelSpec
+    scoring: ScoringSpec
+    registration: dict[str, str] | None = Field(
+        None, description="registration template files (filled by the registration stage)"
+    )
+    classifier: dict[str, str] | None = Field(None, description="optional heatmap classifier")
+    validation: dict[str, float | int | None] = Field(default_factory=dict)
+    golden: tuple[GoldenSample, ...] = ()
+    trainer: dict[str, object] = Field(default_factory=dict, description="version and config")
+    files: tuple[FileEntry, ...] = ()

@@ -1,0 +1,38 @@
+"""From a stored image to the model's input tensor. The trainer uses this same code, so train time
+and run time see identical pixels."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge.errors import ImageError
+from edge.manifest import InputSpec
+
+_DTYPE_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def check_image(image: np.ndarray, spec: InputSpec, source: str) -> None:
+    """Refuse a frame the engine was not built for: wrong size, channels or pixel type."""
+    if image.dtype not in _DTYPE_MAX:
+        raise ImageError(source, f"unsupported pixel type {image.dtype} (need 8- or 16-bit)")
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels != spec.channels:
+        raise ImageError(source, f"has {channels} channel(s), the engine expects {spec.channels}")
+    height, width = image.shape[:2]
+    if (height, width) != (spec.source_height, spec.source_width):
+        raise ImageError(
+            source,
+            f"wrong size {width}x{height}, the engine expects {spec.source_width}x{spec.source_height}",
+        )
+
+
+def to_model_input(image: np.ndarray, spec: InputSpec, source: str = "frame") -> np.ndarray:
+    """float32 (C, H, W) in [0, 1], resized to the model's input size."""
+    check_image(image, spec, source)
+    scaled = image.astype(np.float32) / _DTYPE_MAX[image.dtype]
+    if scaled.shape[:2] != (spec.height, spec.width):
+        scaled = cv2.resize(scaled, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+    if scaled.ndim == 2:
+        return scaled[None]
+    return np.ascontiguousarray(scaled.transpose(2, 0, 1))

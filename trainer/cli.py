@@ -1,0 +1,163 @@
+"""`partsight-train`: synthetic data, training, evaluation.
+
+Exit codes: 0 done; 2 the command failed (the one-line error on stderr says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from edge.errors import PartSightError
+from trainer.errors import TrainerError
+
+log = logging.getLogger("partsight-train")
+
+EXIT_OK, EXIT_FAILED = 0, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except (TrainerError, PartSightError, ValueError) as exc:
+        print(f"partsight-train: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _size(text: str) -> tuple[int, int]:
+    """'W' or 'WxH' → (W, H)."""
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or NxM pixels") from None
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or NxM pixels")
+    return (values[0], values[-1])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="partsight-train", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument("--no-progress", action="store_true", help="no progress output")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    synth = sub.add_parser("synth", help="write a synthetic metal-part dataset (MVTec AD layout)")
+    synth.add_argument("out", type=Path)
+    synth.add_argument("--count", type=int, default=200, help="training images (test set scales)")
+    synth.add_argument("--size", type=_size, default=(128, 128), help="part view WxH")
+    synth.add_argument("--frame", type=_size, help="camera frame WxH (default: the part view)")
+    synth.add_argument("--random-pose", action="store_true", help="random position and angle")
+    synth.add_argument("--clutter", action="store_true", help="background clutter and shading")
+    synth.add_argument("--bit-depth", type=int, choices=(8, 16), default=8)
+    synth.add_argument("--color", action="store_true", help="3-channel images")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=_synth)
+
+    fit = sub.add_parser("fit", help="train an engine on DIR/train/good and write its bundle")
+    fit.add_argument("--data", type=Path, required=True)
+    fit.add_argument("--out", type=Path, required=True, help="engine bundle folder to write")
+    fit.add_argument("--size", type=_size, help="model input HxW (default: the images' size)")
+    fit.add_argument("--epochs", type=int, default=30)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--batch-size", type=int, default=16)
+    fit.add_argument("--lr", type=float, default=2e-3)
+    fit.add_argument("--noise", type=float, default=0.1, help="training noise std, [0,1] units")
+    fit.add_argument("--width", type=int, default=32, help="channels after the stem")
+    fit.add_argument("--depth", type=int, default=3, help="downsampling stages")
+    fit.add_argument("--bottleneck", type=int, default=16, help="bottleneck channels")
+    fit.add_argument("--blocks", type=int, default=1, help="residual blocks per stage")
+    fit.add_argument("--score", choices=("mean", "max", "topk"), default="topk")
+    fit.add_argument("--topk-fraction", type=float, default=0.005)
+    fit.add_argument("--smoothing", type=float, default=2.0, help="map smoothing sigma, pixels")
+    fit.add_argument("--val-fraction", type=float, default=0.15)
+    fit.add_argument("--threshold-rule", default="sigma:3", help="sigma:K or quantile:Q")
+    fit.add_argument("--val-data", type=Path, help="labelled data for an F1-optimal threshold")
+    fit.add_argument("--name", default="engine")
+    fit.add_argument("--version", default="0.1.0")
+    fit.add_argument("--checkpoint", type=Path, help="also save the model as safetensors")
+    fit.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    fit.set_defaults(func=_fit)
+
+    evaluate = sub.add_parser("evaluate", help="metrics and a report of an engine on DIR/test")
+    evaluate.add_argument("--engine", type=Path, required=True)
+    evaluate.add_argument("--data", type=Path, required=True)
+    evaluate.add_argument("--report", type=Path, required=True, help="output folder")
+    evaluate.set_defaults(func=_evaluate)
+    return parser
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from trainer.synth import SynthConfig, write_dataset
+
+    config = SynthConfig(
+        size=args.size, frame=args.frame, random_pose=args.random_pose, clutter=args.clutter,
+        bit_depth=args.bit_depth, color=args.color,
+    )
+    summary = write_dataset(args.out, args.count, config, args.seed, progress=not args.no_progress)
+    print(summary)
+    return EXIT_OK
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from trainer.fit import FitConfig, fit
+    from trainer.model import DAEConfig
+    from trainer.train import TrainConfig
+
+    config = FitConfig(
+        size=(args.size[1], args.size[0]) if args.size else None,
+        model=DAEConfig(width=args.width, depth=args.depth, bottleneck=args.bottleneck,
+                        blocks=args.blocks),
+        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                          noise_sigma=args.noise, seed=args.seed, device=args.device),
+        score_method=args.score,
+        topk_fraction=args.topk_fraction,
+        smoothing_sigma=args.smoothing,
+        validation_fraction=args.val_fraction,
+        threshold_rule=args.threshold_rule,
+        val_data=args.val_data,
+        name=args.name,
+        version=args.version,
+        checkpoint=args.checkpoint,
+        show_progress=not args.no_progress,
+    )
+    result = fit(args.data, args.out, config)
+    print(f"engine: {result.engine}  threshold: {result.threshold:.6g} ({result.threshold_rule})  "
+          f"final loss: {result.losses[-1]:.5g}  time: {result.seconds:.0f} s")
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from trainer.evaluate import evaluate
+
+    result = evaluate(args.engine, args.data, args.report, show_progress=not args.no_progress)
+    print(summary_text(result.metrics, result.report))
+    return EXIT_OK
+
+
+def summary_text(metrics: dict[str, object], report: Path) -> str:
+    def num(key: str) -> str:
+        value = metrics.get(key)
+        return f"{value:.4f}" if isinstance(value, float) else "n/a"
+
+    lines = [
+        f"image AUROC {num('image_auroc')}  image AUPR {num('image_aupr')}  "
+        f"pixel AUROC {num('pixel_auroc')}  AUPRO {num('aupro')}",
+        f"counts: {json.dumps(metrics.get('counts'))}",
+        f"report: {report}",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

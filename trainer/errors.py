@@ -1,0 +1,16 @@
+"""The trainer's exceptions (the edge runtime's live in edge.errors).
+
+TrainerError
+├── DatasetError   a dataset folder that cannot be used as it is (layout, images, sizes)
+└── ExportError    (trainer.export) the exported graph disagrees with the torch model
+"""
+
+from __future__ import annotations
+
+
+class TrainerError(Exception):
+    """Base of the trainer's deliberate errors."""
+
+
+class DatasetError(TrainerError):
+    """The dataset cannot be used; the message names the folder or file and what is wrong."""

@@ -1,0 +1,67 @@
+"""ONNX export of the inspection model, checked against torch with ONNX Runtime before it ships."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.manifest import MODEL_OUTPUTS
+from trainer.errors import TrainerError
+from trainer.model import InspectionModel
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+INPUT_NAME = "image"
+SCORE_RTOL = 1e-4
+
+
+class ExportError(TrainerError):
+    """The exported graph does not compute what the torch model computes."""
+
+
+def export_onnx(model: InspectionModel, sample: np.ndarray, path: Path) -> None:
+    """Write the model as ONNX (dynamic batch) and prove ONNX Runtime agrees with torch on
+    `sample` (N, C, H, W): scores within SCORE_RTOL, maps within a small absolute tolerance."""
+    model = model.eval().cpu()
+    example = torch.from_numpy(sample[:1])
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's chatter about optional torchvision ops
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=list(MODEL_OUTPUTS),
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
+    if program is None:
+        raise ExportError("torch.onnx.export returned no program")
+    # One self-contained file: the edge runtime hashes and loads exactly one model file.
+    program.save(str(path), external_data=False)
+    check_parity(model, sample, path)
+
+
+def check_parity(model: InspectionModel, sample: np.ndarray, path: Path) -> float:
+    """Largest relative score difference between torch and ONNX Runtime; ExportError past
+    SCORE_RTOL."""
+    with torch.no_grad():
+        want = [t.numpy() for t in model(torch.from_numpy(sample))]
+    got = OnnxRuntimeBackend(path).run(sample)
+    rel = float(np.max(np.abs(got.score - want[2]) / np.maximum(np.abs(want[2]), 1e-12)))
+    map_err = float(np.max(np.abs(got.anomaly_map - want[1])))
+    log.info("export parity: score rel diff %.2e, map abs diff %.2e", rel, map_err)
+    if rel > SCORE_RTOL or map_err > 1e-4 or got.reconstruction.shape != want[0].shape:
+        raise ExportError(
+            f"ONNX Runtime disagrees with torch: score rel diff {rel:.2e} (limit {SCORE_RTOL}), "
+            f"map abs diff {map_err:.2e}"
+        )
+    return rel

@@ -1,0 +1,192 @@
+"""`partsight-train fit`: good images in, a verified engine bundle out.
+
+Steps: read train/good → model inputs (the edge runtime's own preprocessing) → hold out a
+validation split → train the DAE → export ONNX (parity-checked) → score the validation split with
+ONNX Runtime → threshold → golden samples → manifest → reload the bundle and re-check it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge import __version__ as edge_version
+from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.bundle import write_manifest
+from edge.inspector import Inspector
+from edge.manifest import GoldenSample, InputSpec, Manifest, ModelSpec, ScoringSpec
+from edge.preprocess import to_model_input
+from trainer.checkpoint import save_checkpoint
+from trainer.dataset import Dataset, read_uniform
+from trainer.errors import DatasetError, TrainerError
+from trainer.export import INPUT_NAME, OPSET, export_onnx
+from trainer.model import DAEConfig, InspectionModel, ScoreMethod, ScoringHead
+from trainer.threshold import DEFAULT_RULE, threshold_from_good, threshold_from_labels
+from trainer.train import TrainConfig, train_dae
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.onnx"
+GOLDEN_COUNT = 3
+MIN_TRAIN_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    size: tuple[int, int] | None = None  # model input (H, W); None = the images' own size
+    model: DAEConfig = field(default_factory=DAEConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    score_method: ScoreMethod = "topk"
+    topk_fraction: float = 0.005
+    smoothing_sigma: float = 2.0
+    validation_fraction: float = 0.15
+    threshold_rule: str = DEFAULT_RULE
+    val_data: Path | None = None  # labelled data (MVTec layout, its test/) for an F1 threshold
+    name: str = "engine"
+    version: str = "0.1.0"
+    checkpoint: Path | None = None
+    show_progress: bool = True
+
+
+@dataclass(frozen=True)
+class FitResult:
+    engine: Path
+    threshold: float
+    threshold_rule: str
+    losses: list[float]
+    seconds: float
+
+
+def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
+    started = time.perf_counter()
+    dataset = Dataset.load(data)
+    if len(dataset.train) < MIN_TRAIN_IMAGES:
+        raise DatasetError(f"{data}/train/good: {len(dataset.train)} images, need {MIN_TRAIN_IMAGES}")
+    raw = read_uniform(dataset, dataset.train)
+    spec = _input_spec(raw[0], config.size)
+    inputs = np.stack([to_model_input(im, spec) for im in raw])
+    train_idx, val_idx = _split(len(inputs), config.validation_fraction, config.train.seed)
+    log.info("fit: %d training / %d validation images at %dx%d", len(train_idx), len(val_idx),
+             spec.width, spec.height)
+
+    model_config = DAEConfig(**{**config.model.as_dict(), "in_channels": spec.channels})
+    result = train_dae(inputs[train_idx], model_config, config.train, show_progress=config.show_progress)
+    if config.checkpoint:
+        save_checkpoint(result.model, config.checkpoint)
+
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    head = ScoringHead(config.score_method, config.smoothing_sigma, None, config.topk_fraction)
+    export_onnx(InspectionModel(result.model, head), inputs[val_idx[:4]], staging / MODEL_FILE)
+
+    backend = OnnxRuntimeBackend(staging / MODEL_FILE)
+    val_scores, val_maps = _score(backend, inputs[val_idx])
+    threshold, rule = _threshold(val_scores, config, spec, backend)
+    golden = _golden(dataset, [dataset.train[i] for i in val_idx[:GOLDEN_COUNT]],
+                     val_scores[:GOLDEN_COUNT], staging)
+    manifest = Manifest(
+        name=config.name,
+        version=config.version,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        input=spec,
+        model=ModelSpec(file=MODEL_FILE, opset=OPSET, input_name=INPUT_NAME),
+        scoring=ScoringSpec(
+            method=config.score_method,
+            topk_fraction=config.topk_fraction if config.score_method == "topk" else None,
+            smoothing_sigma=config.smoothing_sigma,
+            threshold=threshold,
+            threshold_rule=rule,
+            # Regions are drawn where a pixel is beyond anything seen on good validation parts.
+            pixel_threshold=float(np.quantile(val_maps, 0.9999)),
+        ),
+        validation={
+            "good_images": len(val_idx),
+            "good_score_mean": float(val_scores.mean()),
+            "good_score_std": float(val_scores.std(ddof=1)),
+            "good_score_max": float(val_scores.max()),
+            "final_train_loss": result.losses[-1],
+        },
+        golden=tuple(golden),
+        trainer={
+            "version": edge_version,
+            "torch": torch.__version__,
+            "device": result.device,
+            "data": str(data),
+            "train_images": len(train_idx),
+            "model": model_config.as_dict(),
+            "train": config.train.as_dict(),
+        },
+    )
+    write_manifest(staging, manifest, [MODEL_FILE, *(g.file for g in golden)])
+    # The bundle must load and reproduce its own golden scores before it replaces anything.
+    Inspector.open(staging).check_golden()
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    seconds = time.perf_counter() - started
+    log.info("fit: engine written to %s in %.1f s (threshold %.6g)", out, seconds, threshold)
+    return FitResult(out, threshold, rule, result.losses, seconds)
+
+
+def _input_spec(first: np.ndarray, size: tuple[int, int] | None) -> InputSpec:
+    height, width = first.shape[:2]
+    model_h, model_w = size or (height, width)
+    return InputSpec(
+        channels=1 if first.ndim == 2 else 3,
+        height=model_h,
+        width=model_w,
+        source_height=height,
+        source_width=width,
+    )
+
+
+def _split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = max(4, round(count * fraction))
+    return np.sort(order[n_val:]), order[:n_val]
+
+
+def _score(backend: OnnxRuntimeBackend, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores, maps = [], []
+    for start in range(0, len(inputs), 16):
+        out = backend.run(inputs[start : start + 16])
+        scores.append(out.score)
+        maps.append(out.anomaly_map)
+    return np.concatenate(scores), np.concatenate(maps)
+
+
+def _threshold(
+    good_scores: np.ndarray, config: FitConfig, spec: InputSpec, backend: OnnxRuntimeBackend
+) -> tuple[float, str]:
+    if config.val_data is None:
+        return threshold_from_good(good_scores, config.threshold_rule)
+    labelled = Dataset.load(config.val_data, need_test=True)
+    items = [i for i in labelled.test if i.cls in ("good", "defect")]
+    if not any(i.cls == "defect" for i in items):
+        raise DatasetError(f"{config.val_data}/test: no defective images to calibrate on")
+    images = np.stack([to_model_input(im, spec, str(labelled.root / i.file))
+                       for i, im in zip(items, read_uniform(labelled, items))])
+    scores, _ = _score(backend, images)
+    is_defect = np.array([i.cls == "defect" for i in items])
+    # Held-out good training images are good parts too: use them alongside the labelled ones.
+    return threshold_from_labels(np.r_[good_scores, scores[~is_defect]], scores[is_defect])
+
+
+def _golden(dataset: Dataset, items: list, scores: np.ndarray, root: Path) -> list[GoldenSample]:
+    (root / "golden").mkdir()
+    golden = []
+    for item, score in zip(items, scores):
+        name = f"golden/{Path(item.file).name}"
+        shutil.copyfile(dataset.root / item.file, root / name)
+        golden.append(GoldenSample(file=name, expected_score=float(score)))
+    if not golden:
+        raise TrainerError("no validation images to use as golden samples")
+    return golden

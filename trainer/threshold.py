@@ -1,0 +1,46 @@
+"""Choosing the OK/NOK threshold on validation scores.
+
+With labelled defects: the F1-optimal cut. With good parts only: `sigma:K` (mean + K·std of the
+good scores, default K = 3) or `quantile:Q`. Never "the minimum score" (flags everything) nor
+"the maximum good score" (one lucky outlier sets it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainer.metrics import f1_optimal_threshold
+
+DEFAULT_RULE = "sigma:3"
+
+
+def parse_rule(rule: str) -> tuple[str, float]:
+    kind, _, value = rule.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"threshold rule {rule!r}: expected sigma:K or quantile:Q") from None
+    if kind == "sigma" and number > 0:
+        return kind, number
+    if kind == "quantile" and 0.5 <= number < 1:
+        return kind, number
+    raise ValueError(f"threshold rule {rule!r}: expected sigma:K (K > 0) or quantile:Q (0.5 <= Q < 1)")
+
+
+def threshold_from_good(scores: np.ndarray, rule: str = DEFAULT_RULE) -> tuple[float, str]:
+    """(threshold, description) from good validation scores alone."""
+    kind, number = parse_rule(rule)
+    if len(scores) < 2:
+        raise ValueError("need at least 2 good validation scores to set a threshold")
+    if kind == "sigma":
+        value = float(np.mean(scores) + number * np.std(scores, ddof=1))
+        return value, f"mean + {number:g} std of {len(scores)} good validation scores"
+    value = float(np.quantile(scores, number))
+    return value, f"{number:g} quantile of {len(scores)} good validation scores"
+
+
+def threshold_from_labels(good: np.ndarray, defect: np.ndarray) -> tuple[float, str]:
+    """(threshold, description): the F1-optimal cut between labelled good and defective parts."""
+    labels = np.r_[np.zeros(len(good)), np.ones(len(defect))]
+    value, f1 = f1_optimal_threshold(labels, np.r_[good, defect])
+    return float(value), f"F1-optimal (F1 {f1:.3f}) on {len(good)} good / {len(defect)} defective"

@@ -1,0 +1,92 @@
+"""Fitting the denoising autoencoder on good parts only: Gaussian noise in, clean image out, MSE."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainer.model import DAEConfig, DenoisingAutoencoder
+from trainer.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    noise_sigma: float = 0.1  # std of the Gaussian noise added to inputs, in [0,1] pixel units
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: DenoisingAutoencoder
+    losses: list[float]  # mean training loss per epoch
+    device: str
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA GPU")
+    return torch.device(requested)
+
+
+def train_dae(
+    images: np.ndarray,
+    model_config: DAEConfig,
+    config: TrainConfig,
+    on_epoch: Callable[[int, float], None] | None = None,
+    show_progress: bool = True,
+) -> TrainResult:
+    """Train on float32 (N, C, H, W) images in [0, 1]. A fixed seed gives the same model."""
+    if images.ndim != 4 or images.shape[1] != model_config.in_channels or len(images) == 0:
+        raise ValueError(f"expected (N, {model_config.in_channels}, H, W) images, got {images.shape}")
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = DenoisingAutoencoder(model_config).to(device)
+    data = torch.from_numpy(images)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-5)
+    steps_per_epoch = math.ceil(len(data) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch
+    )
+    # Mixed precision only where it pays (CUDA); bf16 needs no loss scaling.
+    amp = device.type == "cuda"
+    losses: list[float] = []
+    bar = progress_bar(total=config.epochs, desc="training", unit="epoch", enabled=show_progress)
+    model.train()
+    for epoch in range(config.epochs):
+        order = torch.randperm(len(data), generator=generator)
+        total = 0.0
+        for start in range(0, len(data), config.batch_size):
+            clean = data[order[start : start + config.batch_size]].to(device)
+            noise = torch.randn(clean.shape, generator=generator).to(device) * config.noise_sigma
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = F.mse_loss(model(clean + noise).float(), clean)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss) * len(clean)
+        losses.append(total / len(data))
+        bar.update(1, loss=losses[-1])
+        if on_epoch:
+            on_epoch(epoch, losses[-1])
+    bar.close()
+    model.eval()
+    return TrainResult(model=model.cpu(), losses=losses, device=str(device))
