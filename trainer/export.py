@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,7 @@ def export_onnx(model: InspectionModel, sample: np.ndarray, path: Path) -> None:
     model = model.eval().cpu()
     example = torch.from_numpy(sample[:1])
     batch = torch.export.Dim("batch", min=1, max=1024)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet("torch.onnx", "onnxscript", "onnx_ir"):
         warnings.simplefilter("ignore")  # the exporter's chatter about optional torchvision ops
         program = torch.onnx.export(
             model,
@@ -48,6 +50,20 @@ def export_onnx(model: InspectionModel, sample: np.ndarray, path: Path) -> None:
     # One self-contained file: the edge runtime hashes and loads exactly one model file.
     program.save(str(path), external_data=False)
     check_parity(model, sample, path)
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Silence chatty loggers for the duration (the exporter logs every rewrite pass)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def check_parity(model: InspectionModel, sample: np.ndarray, path: Path) -> float:

@@ -82,7 +82,7 @@ def train_dae(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += float(loss) * len(clean)
+            total += loss.item() * len(clean)
         losses.append(total / len(data))
         bar.update(1, loss=losses[-1])
         if on_epoch:
