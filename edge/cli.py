@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from edge import __version__
 from edge.errors import ImageError, PartSightError
-from edge.images import find_images, read_image
+from edge.images import find_images, quiet_opencv, read_image
 from edge.inspector import ERROR, Inspection, Inspector, inspect_files
 from edge.overlay import overlay_heatmap
 
@@ -33,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    quiet_opencv()
     try:
         return int(args.func(args))
     except PartSightError as exc:
@@ -94,11 +94,8 @@ def _result_fields(result: Inspection) -> dict[str, object]:
 
 
 def _write_heatmap(folder: Path, path: Path, result: Inspection, pixel_threshold: float) -> None:
-    image = read_image(path)
-    scale = 255.0 if image.dtype == np.uint8 else 65535.0
     picture = overlay_heatmap(
-        image.astype(np.float32) / scale, result.anomaly_map, vmax=2 * pixel_threshold,
-        regions=result.regions,
+        read_image(path), result.anomaly_map, vmax=2 * pixel_threshold, regions=result.regions
     )
     # Folders may repeat file names (MVTec: test/<type>/000.png): keep the parent in the name.
     name = f"{path.parent.name}_{path.stem}_{result.verdict}.png"

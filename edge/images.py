@@ -16,6 +16,12 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".pgm", ".ppm"})
 
 
+def quiet_opencv() -> None:
+    """Stop OpenCV printing its own warnings for undecodable files: read_image reports each one
+    as a single ImageError naming the file, and a second, vaguer line only confuses."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def read_image(path: Path | str) -> np.ndarray:
     """The image as stored: uint8 or uint16, (H, W) mono or (H, W, 3) BGR."""
     path = Path(path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from safetensors import safe_open
 
 from trainer.errors import TrainerError
 from trainer.model import DAEConfig, DenoisingAutoencoder
@@ -24,6 +24,6 @@ def load_checkpoint(path: Path) -> DenoisingAutoencoder:
         config = DAEConfig(**json.loads(meta["dae_config"]))
         model = DenoisingAutoencoder(config)
         model.load_state_dict(load_file(str(path)))
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+    except (OSError, SafetensorError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise TrainerError(f"{path}: not a PartSight checkpoint ({exc})") from exc
     return model.eval()

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from edge.errors import PartSightError
+from edge.images import quiet_opencv
 from trainer.errors import TrainerError
 
 log = logging.getLogger("partsight-train")
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    quiet_opencv()
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

@@ -79,13 +79,17 @@ def _summary(data: Path, inspected: str, report: Path, timings: dict[str, float]
             judged += 1
             agree += (result["verdict"] == "NOK") == (row["class"] == "defect")
     metrics = json.loads((report / "metrics.json").read_text())
+
+    def num(key: str) -> str:
+        return "n/a" if metrics.get(key) is None else f"{metrics[key]:.4f}"
+
     lines = ["", "== summary"]
     for cls in ("good", "defect", "nuisance"):
         c = counts.get(cls, collections.Counter())
         lines.append(f"{cls:>9}: {sum(c.values()):4d} images  OK {c['OK']:4d}  NOK {c['NOK']:4d}")
     lines += [
-        f"image AUROC {metrics['image_auroc']:.4f}   pixel AUROC {metrics['pixel_auroc']:.4f}   "
-        f"AUPRO {metrics['aupro']:.4f}   (defects vs good)",
+        f"image AUROC {num('image_auroc')}   pixel AUROC {num('pixel_auroc')}   "
+        f"AUPRO {num('aupro')}   (defects vs good)",
         f"verdicts agreeing with ground truth (good/defect): {agree}/{judged}",
         "nuisances flagged: " + ", ".join(
             f"{name} {v['flagged_fraction']:.0%}" for name, v in sorted(metrics["nuisance"].items())

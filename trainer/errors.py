@@ -2,7 +2,7 @@
 
 TrainerError
 ├── DatasetError   a dataset folder that cannot be used as it is (layout, images, sizes)
-└── ExportError    (trainer.export) the exported graph disagrees with the torch model
+└── ExportError    the exported ONNX graph disagrees with the torch model
 """
 
 from __future__ import annotations
@@ -14,3 +14,7 @@ class TrainerError(Exception):
 
 class DatasetError(TrainerError):
     """The dataset cannot be used; the message names the folder or file and what is wrong."""
+
+
+class ExportError(TrainerError):
+    """The exported graph does not compute what the torch model computes."""

@@ -13,7 +13,7 @@ import torch
 
 from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.manifest import MODEL_OUTPUTS
-from trainer.errors import TrainerError
+from trainer.errors import ExportError
 from trainer.model import InspectionModel
 
 log = logging.getLogger(__name__)
@@ -21,10 +21,6 @@ log = logging.getLogger(__name__)
 OPSET = 18
 INPUT_NAME = "image"
 SCORE_RTOL = 1e-4
-
-
-class ExportError(TrainerError):
-    """The exported graph does not compute what the torch model computes."""
 
 
 def export_onnx(model: InspectionModel, sample: np.ndarray, path: Path) -> None:
