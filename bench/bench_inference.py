@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_file import entry, merge_results  # noqa: E402
+from results_file import entry, merge_results
 
-from edge.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
-from trainer.export import export_onnx  # noqa: E402
-from trainer.model import DAEConfig, DenoisingAutoencoder, InspectionModel, ScoringHead  # noqa: E402
+from edge.backends.onnxruntime import OnnxRuntimeBackend
+from trainer.export import export_onnx
+from trainer.model import DAEConfig, DenoisingAutoencoder, InspectionModel, ScoringHead
 
 DEMO_SIZE = 128  # the demo engine's input (synthetic parts, 128x128 mono)
 

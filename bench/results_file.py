@@ -14,7 +14,9 @@ def merge_results(path: Path, entries: list[dict[str, object]]) -> None:
     for entry in entries:
         current[str(entry["name"])] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(sorted(current.values(), key=lambda e: str(e["name"])), indent=2) + "\n")
+    path.write_text(
+        json.dumps(sorted(current.values(), key=lambda e: str(e["name"])), indent=2) + "\n"
+    )
 
 
 def entry(name: str, value: float, unit: str, **extra: object) -> dict[str, object]:

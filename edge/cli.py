@@ -47,12 +47,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     inspect = sub.add_parser("inspect", help="judge image files with an engine, one JSON line each")
-    inspect.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                         help="image files, or folders searched recursively")
+    inspect.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="image files, or folders searched recursively",
+    )
     inspect.add_argument("--engine", required=True, type=Path, help="engine bundle folder")
     inspect.add_argument("--threshold", type=float, help="override the engine's threshold")
-    inspect.add_argument("--heatmaps", type=Path, metavar="DIR",
-                         help="write a heatmap overlay per image here")
+    inspect.add_argument(
+        "--heatmaps", type=Path, metavar="DIR", help="write a heatmap overlay per image here"
+    )
     inspect.add_argument("--batch", type=int, default=8, help="images per inference call")
     inspect.set_defaults(func=_inspect)
     return parser
@@ -69,7 +75,10 @@ def _inspect(args: argparse.Namespace) -> int:
         args.heatmaps.mkdir(parents=True, exist_ok=True)
     unjudged = 0
     for path, outcome in inspect_files(inspector, paths, args.batch):
-        line: dict[str, object] = {"file": str(path), "engine": f"{manifest.name}@{manifest.version}"}
+        line: dict[str, object] = {
+            "file": str(path),
+            "engine": f"{manifest.name}@{manifest.version}",
+        }
         if isinstance(outcome, ImageError):
             unjudged += 1
             print(f"partsight: error: {outcome}", file=sys.stderr)

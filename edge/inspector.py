@@ -46,7 +46,10 @@ class Inspector:
 
     @classmethod
     def open(
-        cls, engine: Path | str, backend: str = "onnxruntime", threshold: float | None = None,
+        cls,
+        engine: Path | str,
+        backend: str = "onnxruntime",
+        threshold: float | None = None,
         threads: int = 0,
     ) -> Inspector:
         bundle = load_bundle(engine)
@@ -56,11 +59,15 @@ class Inspector:
     def inspect(self, image: np.ndarray, source: str = "frame") -> Inspection:
         return self.inspect_batch([image], [source])[0]
 
-    def inspect_batch(self, images: Sequence[np.ndarray], sources: Sequence[str]) -> list[Inspection]:
+    def inspect_batch(
+        self, images: Sequence[np.ndarray], sources: Sequence[str]
+    ) -> list[Inspection]:
         """Judge a batch. Raises ImageError for a frame the engine cannot take (naming it)."""
         spec = self.bundle.manifest.input
         start = time.perf_counter()
-        batch = np.stack([to_model_input(im, spec, src) for im, src in zip(images, sources)])
+        batch = np.stack(
+            [to_model_input(im, spec, src) for im, src in zip(images, sources, strict=True)]
+        )
         prepared = time.perf_counter()
         out = self.backend.run(batch)
         scored = time.perf_counter()
@@ -101,8 +108,11 @@ class Inspector:
                     f"{self.bundle.root}: golden sample {sample.file} scores {got:.6g}, "
                     f"expected {want:.6g} (rtol {sample.rtol})"
                 )
-        log.info("engine %s: %d golden samples check out", self.bundle.manifest.name,
-                 len(self.bundle.manifest.golden))
+        log.info(
+            "engine %s: %d golden samples check out",
+            self.bundle.manifest.name,
+            len(self.bundle.manifest.golden),
+        )
 
 
 def inspect_files(
@@ -116,7 +126,7 @@ def inspect_files(
 
     def flush() -> None:
         judged = inspector.inspect_batch([im for _, im in pending], [str(p) for p, _ in pending])
-        results.extend((p, j) for (p, _), j in zip(pending, judged))
+        results.extend((p, j) for (p, _), j in zip(pending, judged, strict=True))
         pending.clear()
 
     for path in paths:

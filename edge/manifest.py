@@ -1,4 +1,5 @@
-"""The engine manifest: what an engine bundle contains and how to run it (DESIGN.md, "Engine bundle").
+"""The engine manifest: what an engine bundle contains and how to run it (DESIGN.md,
+"Engine bundle").
 
 Strict models: unknown keys are rejected, so a bundle from a newer trainer fails loudly instead of
 being half understood.
@@ -40,7 +41,8 @@ class ModelSpec(_Strict):
 
 
 class ScoringSpec(_Strict):
-    """How the graph turns reconstruction error into a score; the threshold lives here, not in it."""
+    """How the graph turns reconstruction error into a score. The threshold lives here, not in
+    the graph, so it can be tuned on the line without re-exporting."""
 
     method: Literal["mean", "max", "topk"] = Field(description="image score from the anomaly map")
     topk_fraction: float | None = Field(None, gt=0, le=1, description="for method topk")
@@ -64,7 +66,7 @@ class FileEntry(_Strict):
 
 
 class Manifest(_Strict):
-    format_version: Literal[1] = FORMAT_VERSION
+    format_version: Literal[1] = 1
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     version: str = Field(pattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", description="semver")
     created: str = Field(description="ISO 8601 UTC")

@@ -23,14 +23,15 @@ def check_image(image: np.ndarray, spec: InputSpec, source: str) -> None:
     if (height, width) != (spec.source_height, spec.source_width):
         raise ImageError(
             source,
-            f"wrong size {width}x{height}, the engine expects {spec.source_width}x{spec.source_height}",
+            f"wrong size {width}x{height}, "
+            f"the engine expects {spec.source_width}x{spec.source_height}",
         )
 
 
 def to_model_input(image: np.ndarray, spec: InputSpec, source: str = "frame") -> np.ndarray:
     """float32 (C, H, W) in [0, 1], resized to the model's input size."""
     check_image(image, spec, source)
-    scaled = image.astype(np.float32) / _DTYPE_MAX[image.dtype]
+    scaled: np.ndarray = image.astype(np.float32) / _DTYPE_MAX[image.dtype]
     if scaled.shape[:2] != (spec.height, spec.width):
         scaled = cv2.resize(scaled, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
     if scaled.ndim == 2:

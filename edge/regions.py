@@ -34,7 +34,7 @@ def top_regions(
     if count <= 1:
         return []
     peaks = np.full(count, -np.inf, dtype=np.float64)
-    np.maximum.at(peaks, labels.ravel(), anomaly_map.ravel().astype(np.float64))
+    np.maximum.at(peaks, labels.ravel().astype(np.intp), anomaly_map.ravel().astype(np.float64))
     sx = source_size[0] / anomaly_map.shape[1]
     sy = source_size[1] / anomaly_map.shape[0]
     regions = [

@@ -103,8 +103,12 @@ def _synth(args: argparse.Namespace) -> int:
     from trainer.synth import SynthConfig, write_dataset
 
     config = SynthConfig(
-        size=args.size, frame=args.frame, random_pose=args.random_pose, clutter=args.clutter,
-        bit_depth=args.bit_depth, color=args.color,
+        size=args.size,
+        frame=args.frame,
+        random_pose=args.random_pose,
+        clutter=args.clutter,
+        bit_depth=args.bit_depth,
+        color=args.color,
     )
     summary = write_dataset(args.out, args.count, config, args.seed, progress=not args.no_progress)
     print(summary)
@@ -118,10 +122,17 @@ def _fit(args: argparse.Namespace) -> int:
 
     config = FitConfig(
         size=(args.size[1], args.size[0]) if args.size else None,
-        model=DAEConfig(width=args.width, depth=args.depth, bottleneck=args.bottleneck,
-                        blocks=args.blocks),
-        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                          noise_sigma=args.noise, seed=args.seed, device=args.device),
+        model=DAEConfig(
+            width=args.width, depth=args.depth, bottleneck=args.bottleneck, blocks=args.blocks
+        ),
+        train=TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            noise_sigma=args.noise,
+            seed=args.seed,
+            device=args.device,
+        ),
         score_method=args.score,
         topk_fraction=args.topk_fraction,
         smoothing_sigma=args.smoothing,
@@ -134,8 +145,10 @@ def _fit(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
     )
     result = fit(args.data, args.out, config)
-    print(f"engine: {result.engine}  threshold: {result.threshold:.6g} ({result.threshold_rule})  "
-          f"final loss: {result.losses[-1]:.5g}  time: {result.seconds:.0f} s")
+    print(
+        f"engine: {result.engine}  threshold: {result.threshold:.6g} ({result.threshold_rule})  "
+        f"final loss: {result.losses[-1]:.5g}  time: {result.seconds:.0f} s"
+    )
     return EXIT_OK
 
 

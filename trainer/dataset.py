@@ -69,7 +69,9 @@ class Dataset:
             raise DatasetError(f"{root}: missing folder test/")
         if test.is_dir():
             for folder in sorted(p for p in test.iterdir() if p.is_dir()):
-                items.extend(_item(root, p, "test", folder.name, labels) for p in _images_in(folder))
+                items.extend(
+                    _item(root, p, "test", folder.name, labels) for p in _images_in(folder)
+                )
         dataset = cls(root=root, items=tuple(items))
         if need_test and not dataset.test:
             raise DatasetError(f"{test}: no test images")
@@ -138,7 +140,9 @@ def _read_labels(path: Path) -> dict[str, dict[str, str]]:
     return {row["file"]: row for row in rows}
 
 
-def _item(root: Path, path: Path, split: str, type_: str, labels: dict[str, dict[str, str]]) -> Item:
+def _item(
+    root: Path, path: Path, split: str, type_: str, labels: dict[str, dict[str, str]]
+) -> Item:
     file = path.relative_to(root).as_posix()
     row = labels.get(file)
     cls = row["class"] if row else ("good" if type_ == "good" else "defect")

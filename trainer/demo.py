@@ -33,13 +33,48 @@ def main(argv: list[str] | None = None) -> int:
     data, engine, report = work / "data", work / "engine", work / "report"
     started = time.perf_counter()
     steps = [
-        ("synth", ["partsight-train", "synth", str(data), "--count", str(args.count),
-                   "--seed", str(DEMO_SEED)]),
-        ("fit", ["partsight-train", "fit", "--data", str(data), "--out", str(engine),
-                 "--epochs", str(args.epochs), "--name", "demo-bracket",
-                 "--checkpoint", str(work / "model.safetensors")]),
-        ("evaluate", ["partsight-train", "evaluate", "--engine", str(engine), "--data", str(data),
-                      "--report", str(report)]),
+        (
+            "synth",
+            [
+                "partsight-train",
+                "synth",
+                str(data),
+                "--count",
+                str(args.count),
+                "--seed",
+                str(DEMO_SEED),
+            ],
+        ),
+        (
+            "fit",
+            [
+                "partsight-train",
+                "fit",
+                "--data",
+                str(data),
+                "--out",
+                str(engine),
+                "--epochs",
+                str(args.epochs),
+                "--name",
+                "demo-bracket",
+                "--checkpoint",
+                str(work / "model.safetensors"),
+            ],
+        ),
+        (
+            "evaluate",
+            [
+                "partsight-train",
+                "evaluate",
+                "--engine",
+                str(engine),
+                "--data",
+                str(data),
+                "--report",
+                str(report),
+            ],
+        ),
     ]
     timings = {}
     for name, command in steps:
@@ -51,9 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n== inspect: partsight inspect --engine {engine} {data / 'test'}", flush=True)
     t0 = time.perf_counter()
     inspected = subprocess.run(
-        _tool(["partsight", "inspect", "--engine", str(engine), str(data / "test"),
-               "--heatmaps", str(work / "heatmaps")]),
-        check=True, capture_output=True, text=True,
+        _tool(
+            [
+                "partsight",
+                "inspect",
+                "--engine",
+                str(engine),
+                str(data / "test"),
+                "--heatmaps",
+                str(work / "heatmaps"),
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     timings["inspect"] = time.perf_counter() - t0
     (work / "inspect.jsonl").write_text(inspected)
@@ -67,7 +113,9 @@ def _tool(command: list[str]) -> list[str]:
     return [str(script), *command[1:]]
 
 
-def _summary(data: Path, inspected: str, report: Path, timings: dict[str, float], total: float) -> str:
+def _summary(
+    data: Path, inspected: str, report: Path, timings: dict[str, float], total: float
+) -> str:
     labels = {row["file"]: row for row in csv.DictReader((data / "labels.csv").open())}
     counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     agree = judged = 0
@@ -91,11 +139,15 @@ def _summary(data: Path, inspected: str, report: Path, timings: dict[str, float]
         f"image AUROC {num('image_auroc')}   pixel AUROC {num('pixel_auroc')}   "
         f"AUPRO {num('aupro')}   (defects vs good)",
         f"verdicts agreeing with ground truth (good/defect): {agree}/{judged}",
-        "nuisances flagged: " + ", ".join(
-            f"{name} {v['flagged_fraction']:.0%}" for name, v in sorted(metrics["nuisance"].items())
+        "nuisances flagged: "
+        + ", ".join(
+            f"{name} {v['flagged_fraction']:.0%}"
+            for name, v in sorted(metrics["nuisance"].items())
             if v.get("flagged_fraction") is not None
         ),
-        "time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + f", total {total:.0f} s",
+        "time: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+        + f", total {total:.0f} s",
         f"report: {report / 'report.html'}",
     ]
     return "\n".join(lines)

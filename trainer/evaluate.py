@@ -41,7 +41,7 @@ def evaluate(engine: Path, data: Path, out: Path, show_progress: bool = True) ->
     for start in range(0, len(dataset.test), BATCH):
         items = dataset.test[start : start + BATCH]
         outcomes = inspect_files(inspector, [dataset.root / i.file for i in items], BATCH)
-        for item, (_, outcome) in zip(items, outcomes):
+        for item, (_, outcome) in zip(items, outcomes, strict=True):
             if isinstance(outcome, ImageError):
                 raise DatasetError(str(outcome))
             image = outcome.model_input
@@ -59,8 +59,11 @@ def evaluate(engine: Path, data: Path, out: Path, show_progress: bool = True) ->
         bar.update(len(items))
     bar.close()
     metrics = evaluate_records(records, inspector.threshold)
-    metrics["engine"] = {"name": manifest.name, "version": manifest.version,
-                         "scoring": manifest.scoring.model_dump(mode="json")}
+    metrics["engine"] = {
+        "name": manifest.name,
+        "version": manifest.version,
+        "scoring": manifest.scoring.model_dump(mode="json"),
+    }
     metrics["dataset"] = str(data)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -74,4 +77,6 @@ def _write_scores(path: Path, records: list[ImageRecord], threshold: float) -> N
         writer = csv.writer(handle)
         writer.writerow(["file", "class", "type", "score", "verdict"])
         for r in records:
-            writer.writerow([r.file, r.cls, r.type, repr(r.score), "NOK" if r.score >= threshold else "OK"])
+            writer.writerow(
+                [r.file, r.cls, r.type, repr(r.score), "NOK" if r.score >= threshold else "OK"]
+            )

@@ -68,16 +68,25 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     started = time.perf_counter()
     dataset = Dataset.load(data)
     if len(dataset.train) < MIN_TRAIN_IMAGES:
-        raise DatasetError(f"{data}/train/good: {len(dataset.train)} images, need {MIN_TRAIN_IMAGES}")
+        raise DatasetError(
+            f"{data}/train/good: {len(dataset.train)} images, need {MIN_TRAIN_IMAGES}"
+        )
     raw = read_uniform(dataset, dataset.train)
     spec = _input_spec(raw[0], config.size)
     inputs = np.stack([to_model_input(im, spec) for im in raw])
     train_idx, val_idx = _split(len(inputs), config.validation_fraction, config.train.seed)
-    log.info("fit: %d training / %d validation images at %dx%d", len(train_idx), len(val_idx),
-             spec.width, spec.height)
+    log.info(
+        "fit: %d training / %d validation images at %dx%d",
+        len(train_idx),
+        len(val_idx),
+        spec.width,
+        spec.height,
+    )
 
     model_config = DAEConfig(**{**config.model.as_dict(), "in_channels": spec.channels})
-    result = train_dae(inputs[train_idx], model_config, config.train, show_progress=config.show_progress)
+    result = train_dae(
+        inputs[train_idx], model_config, config.train, show_progress=config.show_progress
+    )
     if config.checkpoint:
         save_checkpoint(result.model, config.checkpoint)
 
@@ -90,8 +99,12 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     backend = OnnxRuntimeBackend(staging / MODEL_FILE)
     val_scores, val_maps = _score(backend, inputs[val_idx])
     threshold, rule = _threshold(val_scores, config, spec, backend)
-    golden = _golden(dataset, [dataset.train[i] for i in val_idx[:GOLDEN_COUNT]],
-                     val_scores[:GOLDEN_COUNT], staging)
+    golden = _golden(
+        dataset,
+        [dataset.train[i] for i in val_idx[:GOLDEN_COUNT]],
+        val_scores[:GOLDEN_COUNT],
+        staging,
+    )
     manifest = Manifest(
         name=config.name,
         version=config.version,
@@ -172,8 +185,12 @@ def _threshold(
     items = [i for i in labelled.test if i.cls in ("good", "defect")]
     if not any(i.cls == "defect" for i in items):
         raise DatasetError(f"{config.val_data}/test: no defective images to calibrate on")
-    images = np.stack([to_model_input(im, spec, str(labelled.root / i.file))
-                       for i, im in zip(items, read_uniform(labelled, items))])
+    images = np.stack(
+        [
+            to_model_input(im, spec, str(labelled.root / i.file))
+            for i, im in zip(items, read_uniform(labelled, items), strict=True)
+        ]
+    )
     scores, _ = _score(backend, images)
     is_defect = np.array([i.cls == "defect" for i in items])
     # Held-out good training images are good parts too: use them alongside the labelled ones.
@@ -183,7 +200,7 @@ def _threshold(
 def _golden(dataset: Dataset, items: list, scores: np.ndarray, root: Path) -> list[GoldenSample]:
     (root / "golden").mkdir()
     golden = []
-    for item, score in zip(items, scores):
+    for item, score in zip(items, scores, strict=True):
         name = f"golden/{Path(item.file).name}"
         shutil.copyfile(dataset.root / item.file, root / name)
         golden.append(GoldenSample(file=name, expected_score=float(score)))

@@ -101,6 +101,9 @@ class ScoringHead(nn.Module):
     """Reconstruction error → anomaly map (smoothed, masked) → image score, inside the graph so
     every backend computes the same numbers. The threshold stays outside (in the manifest)."""
 
+    kernel: torch.Tensor
+    mask: torch.Tensor | None
+
     def __init__(
         self,
         method: ScoreMethod,
@@ -117,7 +120,9 @@ class ScoringHead(nn.Module):
         # A plain int, so the exported graph has a constant k instead of a data-dependent one.
         self.mask_pixels = int(mask.count_nonzero()) if mask is not None else 0
 
-    def forward(self, x: torch.Tensor, reconstruction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, reconstruction: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         error = ((x - reconstruction) ** 2).mean(dim=1, keepdim=True)
         radius = self.kernel.shape[-1] // 2
         if radius:

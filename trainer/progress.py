@@ -30,8 +30,11 @@ class _Progress:
             step = max(1, self.total // 10)
             if self.done % step == 0 or self.done == self.total:
                 extra = " ".join(f"{k}={v:.5g}" for k, v in info.items())
-                print(f"{self.desc}: {self.done}/{self.total} {self.unit} {extra}".rstrip(),
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{self.desc}: {self.done}/{self.total} {self.unit} {extra}".rstrip(),
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def close(self) -> None:
         if self._bar is not None:

@@ -24,7 +24,9 @@ def parse_rule(rule: str) -> tuple[str, float]:
         return kind, number
     if kind == "quantile" and 0.5 <= number < 1:
         return kind, number
-    raise ValueError(f"threshold rule {rule!r}: expected sigma:K (K > 0) or quantile:Q (0.5 <= Q < 1)")
+    raise ValueError(
+        f"threshold rule {rule!r}: expected sigma:K (K > 0) or quantile:Q (0.5 <= Q < 1)"
+    )
 
 
 def threshold_from_good(scores: np.ndarray, rule: str = DEFAULT_RULE) -> tuple[float, str]:

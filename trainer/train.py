@@ -54,13 +54,16 @@ def train_dae(
 ) -> TrainResult:
     """Train on float32 (N, C, H, W) images in [0, 1]. A fixed seed gives the same model."""
     if images.ndim != 4 or images.shape[1] != model_config.in_channels or len(images) == 0:
-        raise ValueError(f"expected (N, {model_config.in_channels}, H, W) images, got {images.shape}")
+        raise ValueError(
+            f"expected (N, {model_config.in_channels}, H, W) images, got {images.shape}"
+        )
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     # channels_last lets oneDNN (CPU) and cuDNN pick their fastest convolution kernels.
     layout = torch.channels_last
-    model = DenoisingAutoencoder(model_config).to(device, memory_format=layout)
+    model = DenoisingAutoencoder(model_config).to(device)
+    model = model.to(memory_format=layout)  # type: ignore[call-overload]  # torch stubs lack it
     data = torch.from_numpy(images)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-5)
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
@@ -91,5 +94,5 @@ def train_dae(
             on_epoch(epoch, losses[-1])
     bar.close()
     model.eval()
-    model = model.to("cpu", memory_format=torch.contiguous_format)
+    model = model.cpu().to(memory_format=torch.contiguous_format)
     return TrainResult(model=model, losses=losses, device=str(device))

@@ -1,4 +1,5 @@
-"""ONNX Runtime backend: the portable one, and the reference the trainer checks its export against."""
+"""ONNX Runtime backend: the portable one, and the reference that the trainer checks its
+export against."""
 
 from __future__ import annotations
 

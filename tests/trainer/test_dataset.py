@@ -22,11 +22,19 @@ def gray(h: int = 8, w: int = 8) -> np.ndarray:
 def test_layout_classes_and_masks(tmp_path: Path) -> None:
     mask = np.zeros((8, 8), np.uint8)
     mask[2:4, 2:4] = 255
-    make(tmp_path, {
-        "train/good/0.png": gray(), "test/good/0.png": gray(), "test/scratch/0.png": gray(),
-        "test/dust/0.png": gray(), "ground_truth/scratch/0_mask.png": mask,
-    })
-    (tmp_path / "labels.csv").write_text("file,split,class,type\ntest/dust/0.png,test,nuisance,dust\n")
+    make(
+        tmp_path,
+        {
+            "train/good/0.png": gray(),
+            "test/good/0.png": gray(),
+            "test/scratch/0.png": gray(),
+            "test/dust/0.png": gray(),
+            "ground_truth/scratch/0_mask.png": mask,
+        },
+    )
+    (tmp_path / "labels.csv").write_text(
+        "file,split,class,type\ntest/dust/0.png,test,nuisance,dust\n"
+    )
     data = Dataset.load(tmp_path)
     by_file = {i.file: i for i in data.items}
     assert by_file["test/scratch/0.png"].cls == "defect"

@@ -1,4 +1,4 @@
-"""The core loop on tiny data: fit → bundle → evaluate → `partsight inspect`, with real ONNX Runtime."""
+"""The core loop on tiny data: fit → bundle → evaluate → `partsight inspect`, on ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def run_cli(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def evaluation(tiny_engine: FitResult, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
+def evaluation(
+    tiny_engine: FitResult, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
+):
     return evaluate(tiny_engine.engine, tiny_dataset, tmp_path_factory.mktemp("report"), False)
 
 
@@ -43,7 +45,9 @@ def test_bundle_is_complete_and_verified(tiny_engine: FitResult) -> None:
 
 
 def test_defects_score_higher_than_good_parts(evaluation) -> None:
-    scores = {cls: [r.score for r in evaluation.records if r.cls == cls] for cls in ("good", "defect")}
+    scores = {
+        cls: [r.score for r in evaluation.records if r.cls == cls] for cls in ("good", "defect")
+    }
     assert np.median(scores["defect"]) > np.median(scores["good"])
     assert evaluation.metrics["image_auroc"] > 0.8
     assert evaluation.metrics["pixel_auroc"] > 0.8
@@ -60,8 +64,15 @@ def test_evaluate_writes_metrics_and_a_report(evaluation) -> None:
 def test_inspect_cli_gives_the_scores_evaluate_gave(
     tiny_engine: FitResult, tiny_dataset: Path, evaluation, tmp_path: Path
 ) -> None:
-    out = run_cli("partsight", "inspect", "--engine", str(tiny_engine.engine),
-                  str(tiny_dataset / "test"), "--heatmaps", str(tmp_path / "heat"))
+    out = run_cli(
+        "partsight",
+        "inspect",
+        "--engine",
+        str(tiny_engine.engine),
+        str(tiny_dataset / "test"),
+        "--heatmaps",
+        str(tmp_path / "heat"),
+    )
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     by_file = {Path(r["file"]).relative_to(tiny_dataset).as_posix(): r for r in lines}
@@ -105,8 +116,9 @@ def test_inspect_refuses_a_wrong_size_frame(tiny_engine: FitResult, tmp_path: Pa
 
 def test_threshold_override(tiny_engine: FitResult, tiny_dataset: Path) -> None:
     image = str(next((tiny_dataset / "test" / "good").iterdir()))
-    out = run_cli("partsight", "inspect", "--engine", str(tiny_engine.engine), image,
-                  "--threshold", "0")
+    out = run_cli(
+        "partsight", "inspect", "--engine", str(tiny_engine.engine), image, "--threshold", "0"
+    )
     assert json.loads(out.stdout)["verdict"] == "NOK" and json.loads(out.stdout)["threshold"] == 0
 
 
@@ -145,8 +157,9 @@ def test_fit_names_a_corrupt_training_image(tiny_dataset: Path, tmp_path: Path) 
     data = tmp_path / "data"
     shutil.copytree(tiny_dataset / "train", data / "train")
     (data / "train" / "good" / "007.png").write_bytes(b"broken")
-    out = run_cli("partsight-train", "fit", "--data", str(data), "--out", str(tmp_path / "e"),
-                  "--epochs", "1")
+    out = run_cli(
+        "partsight-train", "fit", "--data", str(data), "--out", str(tmp_path / "e"), "--epochs", "1"
+    )
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "007.png" in out.stderr
     assert not (tmp_path / "e").exists()

@@ -50,7 +50,9 @@ def test_same_seed_same_model_and_training_reduces_loss() -> None:
     config = TrainConfig(epochs=3, batch_size=4, seed=5)
     a = train_dae(images, SMALL, config, show_progress=False)
     b = train_dae(images, SMALL, config, show_progress=False)
-    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+    for (name, pa), pb in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(pa, pb), name
     assert a.losses[-1] < a.losses[0]
 

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from trainer.metrics import ImageRecord, evaluate_records
 from edge.overlay import overlay_heatmap
+from trainer.metrics import ImageRecord, evaluate_records
 from trainer.report import heatmap_scale, select_cases, write_report
 
 SIZE = 32
