@@ -13,6 +13,9 @@ EDGE_MODULES = [
     "edge.backends.onnxruntime",
     "edge.overlay",
     "hw",
+    "hw.camera",
+    "hw.camera.basler",
+    "hw.camera.replay",
 ]
 
 
