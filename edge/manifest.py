@@ -47,6 +47,9 @@ class ScoringSpec(_Strict):
     method: Literal["mean", "max", "topk"] = Field(description="image score from the anomaly map")
     topk_fraction: float | None = Field(None, gt=0, le=1, description="for method topk")
     smoothing_sigma: float = Field(ge=0, description="Gaussian smoothing of the map, pixels")
+    normalization: Literal["per_pixel", "none"] = Field(
+        description="per_pixel: the map is in units of good parts' per-pixel error spread"
+    )
     mask_file: str | None = Field(None, description="foreground mask baked into the graph (PNG)")
     threshold: float = Field(description="score >= threshold is NOK")
     threshold_rule: str = Field(description="how the threshold was chosen")

@@ -75,13 +75,24 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--batch-size", type=int, default=16)
     fit.add_argument("--lr", type=float, default=2e-3)
     fit.add_argument("--noise", type=float, default=0.1, help="training noise std, [0,1] units")
-    fit.add_argument("--width", type=int, default=32, help="channels after the stem")
-    fit.add_argument("--depth", type=int, default=3, help="downsampling stages")
-    fit.add_argument("--bottleneck", type=int, default=16, help="bottleneck channels")
+    fit.add_argument("--width", type=int, default=8, help="channels after the stem")
+    fit.add_argument("--depth", type=int, default=4, help="downsampling stages")
+    fit.add_argument("--bottleneck", type=int, default=32, help="bottleneck channels")
     fit.add_argument("--blocks", type=int, default=1, help="residual blocks per stage")
     fit.add_argument("--score", choices=("mean", "max", "topk"), default="topk")
     fit.add_argument("--topk-fraction", type=float, default=0.005)
-    fit.add_argument("--smoothing", type=float, default=2.0, help="map smoothing sigma, pixels")
+    fit.add_argument("--smoothing", type=float, default=4.0, help="map smoothing sigma, pixels")
+    fit.add_argument(
+        "--mask",
+        choices=("none", "auto"),
+        default="none",
+        help="auto: score only the part, found on the mean aligned training image",
+    )
+    fit.add_argument(
+        "--no-pixel-norm",
+        action="store_true",
+        help="raw error map (default: normalised by good parts' per-pixel error statistics)",
+    )
     fit.add_argument("--val-fraction", type=float, default=0.15)
     fit.add_argument("--threshold-rule", default="sigma:3", help="sigma:K or quantile:Q")
     fit.add_argument("--val-data", type=Path, help="labelled data for an F1-optimal threshold")
@@ -136,6 +147,8 @@ def _fit(args: argparse.Namespace) -> int:
         score_method=args.score,
         topk_fraction=args.topk_fraction,
         smoothing_sigma=args.smoothing,
+        per_pixel=not args.no_pixel_norm,
+        mask=args.mask,
         validation_fraction=args.val_fraction,
         threshold_rule=args.threshold_rule,
         val_data=args.val_data,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -27,13 +28,22 @@ from trainer.checkpoint import save_checkpoint
 from trainer.dataset import Dataset, read_uniform
 from trainer.errors import DatasetError, TrainerError
 from trainer.export import INPUT_NAME, OPSET, export_onnx
-from trainer.model import DAEConfig, InspectionModel, ScoreMethod, ScoringHead
+from trainer.foreground import auto_foreground
+from trainer.model import (
+    DAEConfig,
+    DenoisingAutoencoder,
+    InspectionModel,
+    PixelStats,
+    ScoreMethod,
+    ScoringHead,
+)
 from trainer.threshold import DEFAULT_RULE, threshold_from_good, threshold_from_labels
 from trainer.train import TrainConfig, train_dae
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
+MASK_FILE = "foreground.png"
 GOLDEN_COUNT = 3
 MIN_TRAIN_IMAGES = 8
 
@@ -45,7 +55,9 @@ class FitConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     score_method: ScoreMethod = "topk"
     topk_fraction: float = 0.005
-    smoothing_sigma: float = 2.0
+    smoothing_sigma: float = 4.0
+    per_pixel: bool = True  # normalise the map by good parts' per-pixel error statistics
+    mask: str = "none"  # "auto": score only the part (aligned data on a distinct background)
     validation_fraction: float = 0.15
     threshold_rule: str = DEFAULT_RULE
     val_data: Path | None = None  # labelled data (MVTec layout, its test/) for an F1 threshold
@@ -93,7 +105,17 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    head = ScoringHead(config.score_method, config.smoothing_sigma, None, config.topk_fraction)
+    stats = _pixel_stats(result.model, inputs[train_idx], config) if config.per_pixel else None
+    mask = auto_foreground(inputs[train_idx]) if config.mask == "auto" else None
+    if mask is not None:
+        cv2.imwrite(str(staging / MASK_FILE), mask)
+    head = ScoringHead(
+        config.score_method,
+        config.smoothing_sigma,
+        None if mask is None else torch.from_numpy(mask > 0),
+        config.topk_fraction,
+        stats,
+    )
     export_onnx(InspectionModel(result.model, head), inputs[val_idx[:4]], staging / MODEL_FILE)
 
     backend = OnnxRuntimeBackend(staging / MODEL_FILE)
@@ -115,6 +137,8 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
             method=config.score_method,
             topk_fraction=config.topk_fraction if config.score_method == "topk" else None,
             smoothing_sigma=config.smoothing_sigma,
+            normalization="per_pixel" if config.per_pixel else "none",
+            mask_file=None if mask is None else MASK_FILE,
             threshold=threshold,
             threshold_rule=rule,
             # Regions are drawn where a pixel is beyond anything seen on good validation parts.
@@ -138,7 +162,8 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
             "train": config.train.as_dict(),
         },
     )
-    write_manifest(staging, manifest, [MODEL_FILE, *(g.file for g in golden)])
+    payload = [MODEL_FILE, *(g.file for g in golden), *([MASK_FILE] if mask is not None else [])]
+    write_manifest(staging, manifest, payload)
     # The bundle must load and reproduce its own golden scores before it replaces anything.
     Inspector.open(staging).check_golden()
     if out.exists():
@@ -159,6 +184,18 @@ def _input_spec(first: np.ndarray, size: tuple[int, int] | None) -> InputSpec:
         source_height=height,
         source_width=width,
     )
+
+
+def _pixel_stats(model: DenoisingAutoencoder, images: np.ndarray, config: FitConfig) -> PixelStats:
+    """Per-pixel error statistics on (up to 256) training images. The validation split stays
+    untouched, so the threshold is set on parts the model and the statistics never saw."""
+    head = ScoringHead(config.score_method, config.smoothing_sigma)
+    maps = []
+    with torch.inference_mode():
+        for start in range(0, min(len(images), 256), 32):
+            batch = torch.from_numpy(images[start : start + 32])
+            maps.append(head.error_map(batch, model(batch)))
+    return PixelStats.from_maps(torch.cat(maps))
 
 
 def _split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,9 +20,9 @@ ScoreMethod = Literal["mean", "max", "topk"]
 @dataclass(frozen=True)
 class DAEConfig:
     in_channels: int = 1
-    width: int = 32  # channels after the stem; doubled at every downsampling
-    depth: int = 3  # downsampling stages: the stride is 2**depth
-    bottleneck: int = 16  # channels at the bottleneck (the information that gets through)
+    width: int = 8  # channels after the stem; doubled at every downsampling
+    depth: int = 4  # downsampling stages: the stride is 2**depth
+    bottleneck: int = 32  # channels at the bottleneck (the information that gets through)
     blocks: int = 1  # residual blocks per stage
     max_width: int = 128
 
@@ -97,12 +97,36 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
     return (g[:, None] * g[None, :])[None, None]
 
 
+@dataclass(frozen=True)
+class PixelStats:
+    """Per-pixel mean and spread of the smoothed error on good parts, (H, W) each.
+
+    Registered parts put every feature at the same pixel, so an edge that always reconstructs
+    badly can be told from a defect that does not: the map becomes "how many good-part spreads
+    above normal is this pixel", and a scratch on a flat face outranks a crisp outline.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def from_maps(cls, maps: torch.Tensor, floor_fraction: float = 0.1) -> PixelStats:
+        """From (N, 1, H, W) smoothed error maps; the spread is floored at a fraction of its
+        average so a pixel that never varied cannot turn noise into a huge score."""
+        mean = maps.mean(dim=0)[0]
+        std = maps.std(dim=0)[0]
+        return cls(mean=mean, std=std.clamp_min(floor_fraction * float(std.mean())))
+
+
 class ScoringHead(nn.Module):
-    """Reconstruction error → anomaly map (smoothed, masked) → image score, inside the graph so
-    every backend computes the same numbers. The threshold stays outside (in the manifest)."""
+    """Reconstruction error → anomaly map (smoothed, normalised per pixel, masked) → image
+    score, inside the graph so every backend computes the same numbers. The threshold stays
+    outside (in the manifest)."""
 
     kernel: torch.Tensor
     mask: torch.Tensor | None
+    pixel_mean: torch.Tensor | None
+    pixel_std: torch.Tensor | None
 
     def __init__(
         self,
@@ -110,6 +134,7 @@ class ScoringHead(nn.Module):
         smoothing_sigma: float,
         mask: torch.Tensor | None = None,
         topk_fraction: float = 0.01,
+        pixel_stats: PixelStats | None = None,
     ) -> None:
         super().__init__()
         self.method = method
@@ -119,17 +144,27 @@ class ScoringHead(nn.Module):
         self.register_buffer("mask", mask[None, None].float() if mask is not None else None)
         # A plain int, so the exported graph has a constant k instead of a data-dependent one.
         self.mask_pixels = int(mask.count_nonzero()) if mask is not None else 0
+        stats = pixel_stats
+        self.register_buffer("pixel_mean", stats.mean[None, None] if stats else None)
+        self.register_buffer("pixel_std", stats.std[None, None] if stats else None)
 
-    def forward(
-        self, x: torch.Tensor, reconstruction: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def error_map(self, x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+        """Smoothed squared reconstruction error, averaged over channels: (N, 1, H, W)."""
         error = ((x - reconstruction) ** 2).mean(dim=1, keepdim=True)
         radius = self.kernel.shape[-1] // 2
         if radius:
             error = F.conv2d(F.pad(error, (radius,) * 4, mode="reflect"), self.kernel)
+        return error
+
+    def forward(
+        self, x: torch.Tensor, reconstruction: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        amap = self.error_map(x, reconstruction)
+        if self.pixel_mean is not None and self.pixel_std is not None:
+            amap = F.relu((amap - self.pixel_mean) / self.pixel_std)
         if self.mask is not None:
-            error = error * self.mask
-        return error, self._score(error)
+            amap = amap * self.mask
+        return amap, self._score(amap)
 
     def _score(self, amap: torch.Tensor) -> torch.Tensor:
         flat = amap.flatten(1)

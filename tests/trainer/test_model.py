@@ -7,7 +7,13 @@ import torch
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.errors import ExportError, TrainerError
 from trainer.export import check_parity, export_onnx
-from trainer.model import DAEConfig, DenoisingAutoencoder, InspectionModel, ScoringHead
+from trainer.model import (
+    DAEConfig,
+    DenoisingAutoencoder,
+    InspectionModel,
+    PixelStats,
+    ScoringHead,
+)
 from trainer.train import TrainConfig, train_dae
 
 SMALL = DAEConfig(width=4, depth=2, bottleneck=4)
@@ -76,3 +82,20 @@ def test_export_parity_check_catches_a_different_graph(tmp_path: Path) -> None:
     other = InspectionModel(DenoisingAutoencoder(SMALL), ScoringHead("topk", 1.0))
     with pytest.raises(ExportError, match="disagrees"):
         check_parity(other, sample, tmp_path / "m.onnx")
+
+
+def test_per_pixel_normalisation_ranks_an_unusual_pixel_above_a_noisy_one() -> None:
+    # Good parts always reconstruct pixel (0, 0) badly (an edge) and pixel (5, 5) well.
+    good = torch.full((20, 1, 8, 8), 0.01)
+    good[:, 0, 0, 0] = torch.linspace(0.5, 1.5, 20)
+    good[:, 0, 5, 5] = torch.linspace(0.0, 0.02, 20)
+    stats = PixelStats.from_maps(good)
+    head = ScoringHead("max", 0.0, pixel_stats=stats)
+    x = torch.zeros(1, 1, 8, 8)
+    recon = torch.zeros(1, 1, 8, 8)
+    recon[0, 0, 0, 0] = 1.0  # error 1.0 where good parts err about 1.0: normal
+    recon[0, 0, 5, 5] = 0.3  # error 0.09 where good parts err at most 0.02: a defect
+    amap, score = head(x, recon)
+    assert amap[0, 0, 5, 5] > 5 * max(float(amap[0, 0, 0, 0]), 1e-6)
+    assert amap.min() >= 0  # below-normal error is not negative evidence
+    assert float(score) == pytest.approx(float(amap.max()))

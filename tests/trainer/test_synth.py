@@ -21,6 +21,7 @@ from trainer.synth import (
     pose_matrix,
     write_dataset,
 )
+from trainer.synth_anomaly import VISIBLE
 
 SIZE = (128, 128)
 
@@ -35,6 +36,12 @@ def _pair(gen: PartGenerator, kind: str, seed: int) -> tuple[np.ndarray, np.ndar
     good = gen.render("good", np.random.default_rng(seed))
     bad = gen.render(kind, np.random.default_rng(seed))
     return good.image.astype(int), bad.image.astype(int), bad.mask
+
+
+def _read(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None, path
+    return img
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -113,16 +120,16 @@ def test_minimum_test_counts_and_rewrite_of_a_previous_set(tmp_path: Path) -> No
 def test_16bit_and_colour_datasets(tmp_path: Path) -> None:
     s16 = write_dataset(tmp_path / "a", 2, SynthConfig(size=(48, 48), bit_depth=16), seed=3,
                         progress=False)
-    img = cv2.imread(str(s16.path / "train/good/000.png"), cv2.IMREAD_UNCHANGED)
+    img = _read(s16.path / "train/good/000.png")
     assert img.dtype == np.uint16 and img.ndim == 2
     assert img.max() > 20000  # scaled to the full 16-bit range, not 8-bit values in 16 bits
     assert len(np.unique(img)) > 1000
-    mask = cv2.imread(str(s16.path / "ground_truth/dent/000_mask.png"), cv2.IMREAD_UNCHANGED)
+    mask = _read(s16.path / "ground_truth/dent/000_mask.png")
     assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
 
     col = write_dataset(tmp_path / "b", 2, SynthConfig(size=(48, 48), color=True), seed=3,
                         progress=False)
-    img = cv2.imread(str(col.path / "test/foreign_material/000.png"), cv2.IMREAD_UNCHANGED)
+    img = _read(col.path / "test/foreign_material/000.png")
     assert img.dtype == np.uint8 and img.shape == (48, 48, 3)
     assert np.abs(img[..., 0].astype(int) - img[..., 2].astype(int)).max() > 10
 
@@ -166,7 +173,8 @@ def test_mask_covers_exactly_the_altered_pixels(gen: PartGenerator, kind: str) -
         diff = np.abs(bad - good)
         inside = mask > 0
         assert inside.any()
-        assert diff[~inside].max() <= 3, (kind, seed)  # nothing changed outside the mask
+        # Nothing outside the mask changed visibly (the mask's own definition), +1 rounding.
+        assert diff[~inside].max() <= round(VISIBLE * 255) + 1, (kind, seed)
         core = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
         changed = diff > 6
         # The mask is the change grown by about a pixel, not a loose box around it.
@@ -187,7 +195,7 @@ def test_geometric_defects_change_the_silhouette(gen: PartGenerator) -> None:
         # Hole not drilled: former background inside the mask is now bright material.
         filled = (bad - good > 60) & inside & ~fg
         assert filled.sum() >= 10, seed
-        assert (inside & ~fg).sum() >= 0.4 * inside.sum()
+        assert (inside & ~fg).sum() >= 0.25 * inside.sum()  # the rest: its chamfer, 1 px
 
 
 def test_nuisances(gen: PartGenerator) -> None:
