@@ -81,7 +81,7 @@ def _nms(
                 a, b = mag[y - 1, x + 1], mag[y + 1, x - 1]
             # strict on one side only, so a two-pixel plateau keeps exactly one pixel
             if m > a and m >= b:
-                code = int(math.floor(math.atan2(gy[y, x], gx[y, x]) * scale + 0.5))
+                code = math.floor(math.atan2(gy[y, x], gx[y, x]) * scale + 0.5)
                 xs[n] = x
                 ys[n] = y
                 ori[n] = code % N_ORI

@@ -3,7 +3,11 @@
 One accumulator slice per (angle, scale) hypothesis; each thread owns whole slices, so the
 votes need no atomics. On the hot path a thread reuses one cache-resident slice for all its
 hypotheses and finds the peak while voting, without scanning the slice (``vote_peak_running``).
-The arithmetic is integer-only and matches ``ght_cuda`` exactly (see ``rtable``).
+Votes below ``PARALLEL_MIN_VOTES`` (the local votes, and the coarse vote of a 256 px template
+in a 1024 px frame, ~70k votes) run on the calling thread: waking the worker threads costs
+more than it saves, a lot more on a busy machine, and it leaves the other cores to inference.
+The arithmetic is integer-only (so ``fastmath`` has nothing to do here) and matches
+``ght_cuda`` exactly (see ``rtable``).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from edge.registration.edges import N_ORI, EdgePoints
-from edge.registration.rtable import VOTE_HALF, VOTE_SHIFT, Hypotheses, RTable
+from edge.registration.rtable import VOTE_HALF, VOTE_SHIFT, Hypotheses, RTable, ring_range
 
 log = logging.getLogger(__name__)
+
+_ring = njit(cache=True, nogil=True)(ring_range)
 
 # Below about this many votes a parallel region costs more (thread wake-up) than it saves.
 PARALLEL_MIN_VOTES = 200_000
@@ -34,6 +40,9 @@ def vote_slice(
     start: np.ndarray,
     rdx: np.ndarray,
     rdy: np.ndarray,
+    ring_idx: np.ndarray,
+    hinv: np.ndarray,
+    ring: bool,
     x0: int,
     y0: int,
     acc: np.ndarray,
@@ -48,11 +57,16 @@ def vote_slice(
     c = hc[h]
     s = hs[h]
     shift = hq[h]
+    inv_s = hinv[h]
     for j in range(fx.size):
         b = (((fq[j] + shift) % N_ORI) * n_bins) // N_ORI
         px = fx[j] - x0
         py = fy[j] - y0
-        for k in range(start[b], start[b + 1]):
+        k0 = start[b]
+        k1 = start[b + 1]
+        if ring:
+            k0, k1 = _ring(ring_idx, b, px, py, aw, ah, inv_s)
+        for k in range(k0, k1):
             dx = np.int64(rdx[k])
             dy = np.int64(rdy[k])
             vx = px - ((c * dx + s * dy + VOTE_HALF) >> VOTE_SHIFT)
@@ -88,6 +102,9 @@ def vote_peak_running(
     start: np.ndarray,
     rdx: np.ndarray,
     rdy: np.ndarray,
+    ring_idx: np.ndarray,
+    hinv: np.ndarray,
+    ring: bool,
     x0: int,
     y0: int,
     buf: np.ndarray,
@@ -106,13 +123,18 @@ def vote_peak_running(
     c = hc[h]
     s = hs[h]
     shift = hq[h]
+    inv_s = hinv[h]
     best = 0
     at = 0
     for j in range(fx.size):
         b = (((fq[j] + shift) % N_ORI) * n_bins) // N_ORI
         px = fx[j] - x0
         py = fy[j] - y0
-        for k in range(start[b], start[b + 1]):
+        k0 = start[b]
+        k1 = start[b + 1]
+        if ring:
+            k0, k1 = _ring(ring_idx, b, px, py, aw, ah, inv_s)
+        for k in range(k0, k1):
             dx = np.int64(rdx[k])
             dy = np.int64(rdy[k])
             vx = px - ((c * dx + s * dy + VOTE_HALF) >> VOTE_SHIFT)
@@ -139,6 +161,9 @@ def vote_peaks(
     start: np.ndarray,
     rdx: np.ndarray,
     rdy: np.ndarray,
+    ring_idx: np.ndarray,
+    hinv: np.ndarray,
+    ring: bool,
     x0: int,
     y0: int,
     bufs: np.ndarray,
@@ -152,7 +177,9 @@ def vote_peaks(
     for t in prange(n_tasks):
         buf = bufs[t : t + 1]
         for h in range(t, n_h, n_tasks):
-            v, i = vote_peak_running(h, fx, fy, fq, hc, hs, hq, start, rdx, rdy, x0, y0, buf)
+            v, i = vote_peak_running(
+                h, fx, fy, fq, hc, hs, hq, start, rdx, rdy, ring_idx, hinv, ring, x0, y0, buf
+            )
             best_val[h] = v
             best_idx[h] = i
 
@@ -168,6 +195,9 @@ def vote_peaks_serial(
     start: np.ndarray,
     rdx: np.ndarray,
     rdy: np.ndarray,
+    ring_idx: np.ndarray,
+    hinv: np.ndarray,
+    ring: bool,
     x0: int,
     y0: int,
     bufs: np.ndarray,
@@ -178,7 +208,9 @@ def vote_peaks_serial(
     threads (up to a scheduler tick on a busy machine) costs more than the votes."""
     buf = bufs[0:1]
     for h in range(hc.size):
-        v, i = vote_peak_running(h, fx, fy, fq, hc, hs, hq, start, rdx, rdy, x0, y0, buf)
+        v, i = vote_peak_running(
+            h, fx, fy, fq, hc, hs, hq, start, rdx, rdy, ring_idx, hinv, ring, x0, y0, buf
+        )
         best_val[h] = v
         best_idx[h] = i
 
@@ -194,6 +226,9 @@ def vote_full(
     start: np.ndarray,
     rdx: np.ndarray,
     rdy: np.ndarray,
+    ring_idx: np.ndarray,
+    hinv: np.ndarray,
+    ring: bool,
     x0: int,
     y0: int,
     acc: np.ndarray,
@@ -203,7 +238,7 @@ def vote_full(
     """The whole accumulator (for tests and diagnostics): clear, vote, scan every slice."""
     for h in prange(acc.shape[0]):
         acc[h] = 0
-        vote_slice(h, fx, fy, fq, hc, hs, hq, start, rdx, rdy, x0, y0, acc)
+        vote_slice(h, fx, fy, fq, hc, hs, hq, start, rdx, rdy, ring_idx, hinv, ring, x0, y0, acc)
         v, i = slice_peak(acc, h)
         best_val[h] = v
         best_idx[h] = i
@@ -225,14 +260,17 @@ class CpuVoter:
         origin: tuple[int, int],
         shape: tuple[int, int],
         keep: bool = False,
+        ring: bool = False,
     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """Per-slice peak votes and flat indices of the accumulator (n_hyp, h, w) whose cell
-        (0, 0) is level pixel ``origin``; the accumulator itself only when ``keep``."""
+        (0, 0) is level pixel ``origin``; the accumulator itself only when ``keep``. ``ring``:
+        skip the R-table entries that cannot reach the accumulator (small local windows)."""
         best_val = np.zeros(len(hyp), np.int32)
         best_idx = np.zeros(len(hyp), np.int64)
         args = (
             points.x, points.y, points.ori, hyp.cos, hyp.sin, hyp.ori_shift,
-            table.start, table.dx, table.dy, origin[0], origin[1],
+            table.start, table.dx, table.dy, table.ring, hyp.inv_scale, ring,
+            origin[0], origin[1],
         )  # fmt: skip
         if keep:
             acc = np.empty((len(hyp), shape[0], shape[1]), np.int32)

@@ -12,22 +12,28 @@ Imported only when device="cuda" is asked for; without a GPU it runs under Numba
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
-from numba import cuda
+from numba import cuda as _cuda
 
 from edge.registration.edges import N_ORI, EdgePoints
 from edge.registration.errors import DeviceUnavailable
-from edge.registration.rtable import VOTE_HALF, VOTE_SHIFT, Hypotheses, RTable
+from edge.registration.rtable import VOTE_HALF, VOTE_SHIFT, Hypotheses, RTable, ring_range
 
 log = logging.getLogger(__name__)
 
-_REDUCE_THREADS = 128  # threads per block in the clear / peak kernels (a power of two)
+# numba.cuda's intrinsics have no usable static types; treat the module as dynamic.
+cuda: Any = _cuda
+
+_ring = cuda.jit(device=True)(ring_range)
+
+_REDUCE_THREADS = 64  # threads per block in the clear / peak kernels (a power of two)
 _VOTE_BLOCK = (64, 2)  # (frame points, hypotheses) per block
 
 
 @cuda.jit
-def _clear(acc):  # type: ignore[no-untyped-def]
+def _clear(acc: Any) -> None:
     h = cuda.blockIdx.x
     _, ah, aw = acc.shape
     for i in range(cuda.threadIdx.x, ah * aw, cuda.blockDim.x):
@@ -35,7 +41,10 @@ def _clear(acc):  # type: ignore[no-untyped-def]
 
 
 @cuda.jit
-def _vote(fx, fy, fq, hc, hs, hq, start, rdx, rdy, x0, y0, acc):  # type: ignore[no-untyped-def]
+def _vote(
+    fx: Any, fy: Any, fq: Any, hc: Any, hs: Any, hq: Any, start: Any, rdx: Any, rdy: Any,
+    ring_idx: Any, hinv: Any, ring: Any, x0: Any, y0: Any, acc: Any,
+) -> None:  # fmt: skip
     j, h = cuda.grid(2)
     if j >= fx.size or h >= hc.size:
         return
@@ -46,7 +55,11 @@ def _vote(fx, fy, fq, hc, hs, hq, start, rdx, rdy, x0, y0, acc):  # type: ignore
     b = (((fq[j] + hq[h]) % N_ORI) * n_bins) // N_ORI
     px = fx[j] - x0
     py = fy[j] - y0
-    for k in range(start[b], start[b + 1]):
+    k0 = start[b]
+    k1 = start[b + 1]
+    if ring:
+        k0, k1 = _ring(ring_idx, b, px, py, aw, ah, hinv[h])
+    for k in range(k0, k1):
         dx = np.int64(rdx[k])
         dy = np.int64(rdy[k])
         vx = px - ((c * dx + s * dy + VOTE_HALF) >> VOTE_SHIFT)
@@ -56,7 +69,7 @@ def _vote(fx, fy, fq, hc, hs, hq, start, rdx, rdy, x0, y0, acc):  # type: ignore
 
 
 @cuda.jit
-def _peaks(acc, best_val, best_idx):  # type: ignore[no-untyped-def]
+def _peaks(acc: Any, best_val: Any, best_idx: Any) -> None:
     h = cuda.blockIdx.x
     t = cuda.threadIdx.x
     _, ah, aw = acc.shape
@@ -99,20 +112,16 @@ class CudaVoter:
                 "device='cuda': Numba finds no usable CUDA GPU/driver "
                 "(install the CUDA driver and numba-cuda, or use device='cpu')"
             )
-        self._tables: dict[int, tuple[RTable, object, object, object]] = {}
+        self._tables: dict[int, tuple[RTable, tuple[Any, ...]]] = {}
 
-    def _table(self, table: RTable) -> tuple[object, object, object]:
+    def _table(self, table: RTable) -> tuple[Any, ...]:
         # R-tables are fixed for a template: upload each once and keep it on the device.
         cached = self._tables.get(id(table))
         if cached is None or cached[0] is not table:
-            cached = (
-                table,
-                cuda.to_device(table.start),
-                cuda.to_device(table.dx),
-                cuda.to_device(table.dy),
-            )
+            arrays = (table.start, table.dx, table.dy, table.ring)
+            cached = (table, tuple(cuda.to_device(a) for a in arrays))
             self._tables[id(table)] = cached
-        return cached[1], cached[2], cached[3]
+        return cached[1]
 
     def vote(
         self,
@@ -122,13 +131,14 @@ class CudaVoter:
         origin: tuple[int, int],
         shape: tuple[int, int],
         keep: bool = True,
+        ring: bool = False,
     ) -> tuple[object, np.ndarray, np.ndarray]:
         """Same contract as ``CpuVoter.vote``; the accumulator (a device array) is always
         returned, whatever ``keep`` says: it has to exist for the peak reduction anyway."""
         n_h = len(hyp)
         acc = cuda.device_array((n_h, shape[0], shape[1]), dtype=np.int32)
         _clear[n_h, _REDUCE_THREADS](acc)
-        start, rdx, rdy = self._table(table)
+        start, rdx, rdy, ring_idx = self._table(table)
         if len(points):
             grid = (
                 (len(points) + _VOTE_BLOCK[0] - 1) // _VOTE_BLOCK[0],
@@ -137,7 +147,8 @@ class CudaVoter:
             _vote[grid, _VOTE_BLOCK](
                 cuda.to_device(points.x), cuda.to_device(points.y), cuda.to_device(points.ori),
                 cuda.to_device(hyp.cos), cuda.to_device(hyp.sin), cuda.to_device(hyp.ori_shift),
-                start, rdx, rdy, np.int64(origin[0]), np.int64(origin[1]), acc,
+                start, rdx, rdy, ring_idx, cuda.to_device(hyp.inv_scale), bool(ring),
+                np.int64(origin[0]), np.int64(origin[1]), acc,
             )  # fmt: skip
         best_val = cuda.device_array(n_h, dtype=np.int32)
         best_idx = cuda.device_array(n_h, dtype=np.int64)

@@ -31,14 +31,17 @@ class Pose:
     scale: float = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Registration:
     """One frame registered to the template.
 
-    ``confidence`` is the fraction of the template's edge points confirmed by the frame at
-    ``pose`` (about 1 for a clean match, about 0 for no part); a part whose material leaves the
-    frame is additionally penalised (see ``Registrar``). ``accepted`` is
-    ``confidence >= min_confidence`` of the Registrar that produced it.
+    ``confidence``: the fraction of the template's edge points the frame confirms at ``pose``
+    (about 1 for a clean match, about 0 for no part, ~0.2-0.35 for a different part); a part
+    whose material leaves the frame is penalised on top (see ``Registrar``). ``aligned``: the
+    frame warped into the template window (same dtype and channels as the frame). ``mask``:
+    the template's foreground, uint8 (h, w), 255 = material, read-only and shared.
+    ``accepted``: ``confidence >= min_confidence`` of the Registrar that produced it.
+    ``in_view``: the fraction of the part's outline inside the frame at ``pose``.
     """
 
     pose: Pose

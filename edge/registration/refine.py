@@ -27,13 +27,13 @@ from numba import njit
 from edge.registration.pose import Pose
 
 CONFIRM_PX = 1.0  # a point is confirmed when its edge is at most this far from where it maps
-MIN_RATIO = 0.5  # ... and at least this fraction of the template's edge strength there
+MIN_RATIO = 0.35  # ... and at least this fraction of the template's edge strength (shadows)
 HUBER_PX = 1.0  # residuals beyond this are down-weighted (occlusion, clutter)
 EARLY_STRIDE = 4  # the first iterations use every 4th point
 RIM_PX = 100.0  # typical lever arm turning an angle/scale step into pixels, for convergence
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FinePoints:
     """Template edge points at full resolution: displacement from the reference point (px),
     unit normal (gradient direction, towards brighter) and edge strength (derivative peak)."""
@@ -70,6 +70,7 @@ def refine(
     radius: float,
     iterations: int,
     fit_scale: bool,
+    min_ratio: float = MIN_RATIO,
 ) -> tuple[Pose, float]:
     """Refined pose and confidence. ``smoothed`` is a (ROI of the) level-0 frame smoothed like
     the template; ``origin`` is its top-left corner in frame pixels."""
@@ -77,15 +78,15 @@ def refine(
         smoothed, float(origin[0]), float(origin[1]),
         points.dx, points.dy, points.nx, points.ny, points.strength,
         pose.x, pose.y, math.radians(pose.angle_deg), pose.scale,
-        float(radius), int(iterations), bool(fit_scale),
+        float(radius), int(iterations), bool(fit_scale), float(min_ratio),
     )  # fmt: skip
     return Pose(x, y, math.degrees(a), s), conf
 
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _bilinear(img: np.ndarray, x: float, y: float) -> float:
-    x0 = int(math.floor(x))
-    y0 = int(math.floor(y))
+    x0 = math.floor(x)
+    y0 = math.floor(y)
     fx = x - x0
     fy = y - y0
     top = img[y0, x0] * (1.0 - fx) + img[y0, x0 + 1] * fx
@@ -114,8 +115,8 @@ def _edge_along(
         return 0.0, 0.0
     prof = np.empty(n)
     for i in range(n):
-        t = i - radius - 1
-        prof[i] = _bilinear(img, qx + t * mx, qy + t * my)
+        ti = i - radius - 1
+        prof[i] = _bilinear(img, qx + ti * mx, qy + ti * my)
     best_t = 0.0
     best_g = 0.0
     best_d = 1e9
@@ -210,10 +211,11 @@ def _refine(
     radius: float,
     iterations: int,
     fit_scale: bool,
+    min_ratio: float,
 ) -> tuple[float, float, float, float, float]:
     n_par = 4 if fit_scale else 3
     n = dx.size
-    rad = max(1, int(math.ceil(radius)))
+    rad = max(1, math.ceil(radius))
     confirmed = 0
     converged = False
     for it in range(iterations + 1):
@@ -236,7 +238,7 @@ def _refine(
             qy = y + s * ry - oy
             mx = c * nx[i] + sn * ny[i]
             my = -sn * nx[i] + c * ny[i]
-            t, g = _edge_along(img, qx, qy, mx, my, r, MIN_RATIO * strength[i])
+            t, g = _edge_along(img, qx, qy, mx, my, r, min_ratio * strength[i])
             if g <= 0.0:
                 continue
             if abs(t) <= CONFIRM_PX:

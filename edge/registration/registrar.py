@@ -1,18 +1,21 @@
 """Registering frames to a template: coarse-to-fine Generalized Hough voting, then sub-pixel
 least-squares refinement, then the warp into the template window.
 
-1. Coarse: at the template's coarsest pyramid level (template >= ~40 px across) every frame
-   edge point votes over the whole frame x the whole angle range (angle step ~ 1 px at the
-   template's rim) x the optional scales. The strongest, mutually distinct slice maxima are
-   the candidates.
-2. Fine levels: each candidate is re-voted one level finer in a small window (+-3 px) around
-   its doubled position, with the angle step halved, down to level 1. Votes per template point
-   rank the candidates.
-3. Refinement at full resolution (``refine``): robust Gauss-Newton on point-to-edge distance
-   along the template's edge normals, for the best two candidates; the one more template
-   points confirm wins, and that fraction is the confidence.
+1. Coarse: at the template's coarsest pyramid level (template >= ~32 px across; level 3 for a
+   256 px template, i.e. a 128x128 image of a 1024x1024 frame) every frame edge point votes
+   over the whole frame x the whole angle range (angle step: about 1 px at the template's
+   rim) x the optional scales. The strongest mutually distinct slice maxima (4) are the
+   candidates.
+2. Finer levels: each candidate is re-voted one level finer in a +-3 px window around its
+   doubled position, over +-1 coarser angle step at the finer step, down to level 1. The
+   candidates with the most votes go on (at most 2, and only those with 40% of the best).
+3. Full resolution (``refine``): robust Gauss-Newton on point-to-edge distance along the
+   template's edge normals; the favourite first, the runner-up only if the favourite is not
+   confirmed. The fraction of template points confirmed is the confidence.
 4. A part whose material leaves the frame cannot be inspected whole: its confidence is
-   multiplied by ``CUT_PENALTY`` (so at most 0.25).
+   multiplied by ``CUT_PENALTY`` (so it is at most 0.25).
+
+A Registrar keeps scratch buffers: use one per thread.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.registration.edges import EdgePoints, edge_points
+from edge.registration.errors import RegistrationError
 from edge.registration.image import check_image, pyramid, to_grey
 from edge.registration.peaks import Peak, select_peaks
 from edge.registration.pose import Pose, Registration
@@ -38,6 +42,7 @@ log = logging.getLogger(__name__)
 
 ORI_TOLERANCE_DEG = 5.0  # gradient-orientation noise tolerated on top of half an angle step
 WINDOW = 3  # half-size (px) of the local vote window at finer levels
+LOCAL_ANGLE_REACH = 1.0  # local votes cover the candidate angle +- this many coarser steps
 CUT_PENALTY = 0.25  # confidence factor for a part whose material leaves the frame
 REFINE_ITERATIONS = 6
 REFINED_CANDIDATES = 2  # candidates refined at full resolution (the second only if needed)
@@ -59,7 +64,9 @@ class Registrar:
     sets ``Registration.accepted``. ``candidates``: coarse peaks carried to the finer levels.
     ``border_tolerance``: fraction of the part's outline allowed outside the frame before it
     counts as cut. ``max_frame_points``: cap on coarse frame edge points (the strongest are
-    kept), which bounds the time a very cluttered frame can take.
+    kept), which bounds the time a very cluttered frame can take. ``finest_vote_level``: the
+    local votes stop at this pyramid level (1: half resolution); the least-squares refinement
+    takes over from there. ``last_timings`` holds the stage times (s) of the latest frame.
     """
 
     def __init__(
@@ -71,7 +78,15 @@ class Registrar:
         candidates: int = 4,
         border_tolerance: float = 0.01,
         max_frame_points: int = 6000,
+        finest_vote_level: int = 1,
     ) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise RegistrationError(f"min_confidence {min_confidence} is not in [0, 1]")
+        if candidates < 1 or max_frame_points < 1 or not 0.0 <= border_tolerance < 1.0:
+            raise RegistrationError(
+                f"candidates {candidates}, max_frame_points {max_frame_points} must be >= 1 and "
+                f"border_tolerance {border_tolerance} in [0, 1)"
+            )
         self.template = template
         self.min_confidence = float(min_confidence)
         self.candidates = int(candidates)
@@ -82,9 +97,12 @@ class Registrar:
         self._levels = [_Level(m, _table(m)) for m in template.levels]
         coarse = template.levels[-1]
         a0, a1 = template.angle_range
-        self._full_turn = a1 - a0 >= 360.0 - 1e-9
         self._coarse_hyp = hypotheses(angle_grid(a0, a1, coarse.angle_step_deg), self._scales())
         self._outline = template.outline()
+        self._mask = template.mask.copy()
+        self._mask.flags.writeable = False  # handed out with every Registration
+        # local votes go down to this level; below it the least-squares refinement takes over
+        self._last_level = min(max(int(finest_vote_level), 0), template.coarse_level)
         self.last_timings: dict[str, float] = {}
         log.info(
             "registrar on %s: coarse level %d, %d hypotheses, %d fine points",
@@ -124,10 +142,10 @@ class Registrar:
         t1 = time.perf_counter()
         peaks = self._coarse(pyr[top]) if len(pyr) > top else []
         t2 = time.perf_counter()
-        for level in range(top - 1, 0, -1):
+        for level in range(top - 1, self._last_level - 1, -1):
             peaks = self._local(pyr[level], level, peaks)
         t3 = time.perf_counter()
-        pose, confidence = self._refine(grey, peaks, top)
+        pose, confidence = self._refine(grey, peaks)
         t4 = time.perf_counter()
         in_view = self._in_view(pose, grey.shape)
         if in_view < 1.0 - self.border_tolerance:
@@ -143,7 +161,7 @@ class Registrar:
             pose=pose,
             confidence=confidence,
             aligned=aligned,
-            mask=self.template.mask,
+            mask=self._mask,
             accepted=confidence >= self.min_confidence,
             in_view=in_view,
         )
@@ -167,22 +185,26 @@ class Registrar:
         lvl = self._levels[level]
         coarser = self._levels[level + 1].model
         step = lvl.model.angle_step_deg
-        n = max(1, math.ceil(coarser.angle_step_deg / step))
+        n = max(1, math.ceil(LOCAL_ANGLE_REACH * coarser.angle_step_deg / step - 1e-9))
         ds = self.template.scale_step / 2 ** (self.template.coarse_level - level)
-        reach = int(math.ceil(lvl.model.radius * self.template.scale_range[1])) + WINDOW + 3
+        reach = math.ceil(lvl.model.radius * self.template.scale_range[1]) + WINDOW + 3
         boxes = [_box(2 * p.x, 2 * p.y, reach, img.shape) for p in peaks]
         shared = _shared_edges(img, boxes, lvl.model.edge_threshold)
         size = 2 * WINDOW + 1
         out = []
-        for p, box in zip(peaks, boxes):
+        for p, box in zip(peaks, boxes, strict=False):
             if box is None:
                 continue
             angles = p.angle_deg + step * np.arange(-n, n + 1)
-            scales = np.array([p.scale - ds, p.scale, p.scale + ds] if self._fit_scale else [p.scale])
+            scales = np.array(
+                [p.scale - ds, p.scale, p.scale + ds] if self._fit_scale else [p.scale]
+            )
             hyp = hypotheses(angles, scales)
             pts = _inside(shared, box) if shared is not None else _edges_in(img, box, lvl.model)
             origin = (2 * p.x - WINDOW, 2 * p.y - WINDOW)
-            _, best_val, best_idx = self._voter.vote(pts, hyp, lvl.table, origin, (size, size))
+            _, best_val, best_idx = self._voter.vote(
+                pts, hyp, lvl.table, origin, (size, size), ring=True
+            )
             best = select_peaks(best_val, best_idx, hyp, origin, size, 1, 0.0, 0.0)
             if best:
                 out.append(best[0])
@@ -191,11 +213,11 @@ class Registrar:
         keep = [q for q in out if q.votes >= KEEP_RATIO * out[0].votes] if out else []
         return keep[:LOCAL_CANDIDATES]
 
-    def _refine(self, grey: np.ndarray, peaks: list[Peak], top: int) -> tuple[Pose, float]:
+    def _refine(self, grey: np.ndarray, peaks: list[Peak]) -> tuple[Pose, float]:
         h, w = grey.shape
         if not peaks:
             return Pose((w - 1) / 2.0, (h - 1) / 2.0, 0.0, 1.0), 0.0
-        last = 1 if top > 1 else top  # level the peaks come from
+        last = self._last_level  # level the peaks come from
         f = 2.0**last
         step = self._levels[last].model.angle_step_deg
         radius = 1.5 * f + 0.5 * math.radians(step) * self._levels[0].model.radius + 1.0
@@ -249,13 +271,11 @@ class Registrar:
 
 def _table(model: LevelModel) -> RTable:
     tol = 0.5 * model.angle_step_deg + ORI_TOLERANCE_DEG
-    n_bins = max(8, int(round(360.0 / tol)))
+    n_bins = max(8, round(360.0 / tol))
     return build_rtable(model.dx, model.dy, model.ori, n_bins, tol)
 
 
-def _box(
-    cx: int, cy: int, reach: int, shape: tuple[int, ...]
-) -> tuple[int, int, int, int] | None:
+def _box(cx: int, cy: int, reach: int, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1) of the square of half-size ``reach`` around (cx, cy), clipped."""
     h, w = shape[:2]
     x0, y0 = max(cx - reach, 0), max(cy - reach, 0)
@@ -306,4 +326,3 @@ def _fold(angle_deg: float, angle_range: tuple[float, float]) -> float:
         return (angle_deg - a0) % 360.0 + a0
     mid = 0.5 * (a0 + a1)
     return (angle_deg - mid + 180.0) % 360.0 - 180.0 + mid
-

@@ -36,7 +36,7 @@ def _level_file(level: int) -> str:
     return f"ght_level{level}.npy"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LevelModel:
     """Edge points of the reference at one pyramid level, relative to the reference point
     (level pixels), with what the runtime needs to vote at that level."""
@@ -54,7 +54,7 @@ class LevelModel:
         return int(self.dx.size)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Template:
     """Everything registration needs at run time (see the module docstring)."""
 
@@ -85,10 +85,10 @@ class Template:
         angle_range: tuple[float, float] = (0.0, 360.0),
         scale_range: tuple[float, float] = (1.0, 1.0),
         scale_step: float = 0.02,
-        coarse_size: int = 40,
+        coarse_size: int = 32,
         max_level: int = 4,
         coarse_points: int = 200,
-        level_points: int = 600,
+        level_points: int = 300,
         fine_points: int = 1000,
         fine_sigma: float = 1.5,
         edge_fraction: float = 0.25,
@@ -177,10 +177,11 @@ class Template:
         if not cv2.imwrite(str(directory / MASK_FILE), self.mask):
             raise TemplateError(f"{directory / MASK_FILE}: could not write the mask")
         f = self.fine
-        np.save(directory / FINE_FILE, np.stack([f.dx, f.dy, f.nx, f.ny, f.strength], axis=1))
+        fine = np.stack([f.dx, f.dy, f.nx, f.ny, f.strength], axis=1)
+        np.save(directory / FINE_FILE, fine, allow_pickle=False)
         for m in self.levels:
             arr = np.stack([m.dx, m.dy, m.ori.astype(np.float64), m.mag], axis=1)
-            np.save(directory / _level_file(m.level), arr)
+            np.save(directory / _level_file(m.level), arr, allow_pickle=False)
             written.append(_level_file(m.level))
         return written
 
@@ -212,7 +213,9 @@ class Template:
         w, h = (int(v) for v in meta["size"])
         mask = cv2.imread(str(directory / meta["mask_file"]), cv2.IMREAD_GRAYSCALE)
         if mask is None or mask.shape != (h, w):
-            raise TemplateError(f"{directory / meta['mask_file']}: missing, unreadable or not {w}x{h}")
+            raise TemplateError(
+                f"{directory / meta['mask_file']}: missing, unreadable or not {w}x{h}"
+            )
         fine_arr = _load_array(directory / meta["fine_file"], 5)
         fine = FinePoints(*(np.ascontiguousarray(fine_arr[:, i]) for i in range(5)))
         levels = []

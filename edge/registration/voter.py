@@ -19,7 +19,9 @@ DEVICES = ("cpu", "cuda", "auto")
 class Voter(Protocol):
     """Votes into an accumulator (n_hyp, h, w) whose cell (0, 0) is level pixel ``origin`` and
     returns each slice's peak votes and flat index (lowest index on ties), with the
-    accumulator itself when ``keep`` (the CUDA backend always returns its device array)."""
+    accumulator itself when ``keep`` (the CUDA backend always returns its device array).
+    ``ring``: skip R-table entries that cannot reach the accumulator (same votes, less work;
+    worth it for the small windows of the local votes)."""
 
     name: str
 
@@ -31,6 +33,7 @@ class Voter(Protocol):
         origin: tuple[int, int],
         shape: tuple[int, int],
         keep: bool = False,
+        ring: bool = False,
     ) -> tuple[Any, np.ndarray, np.ndarray]: ...
 
     def accumulator(self, acc: Any) -> np.ndarray: ...
