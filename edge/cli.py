@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 
 from edge import __version__
+from edge.config import check_config_main
 from edge.errors import ImageError, PartSightError
 from edge.images import find_images, quiet_opencv, read_image
 from edge.inspector import ERROR, Inspection, Inspector, inspect_files
@@ -61,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("--batch", type=int, default=8, help="images per inference call")
     inspect.set_defaults(func=_inspect)
+
+    check = sub.add_parser("check-config", help="validate a daemon configuration file")
+    check.add_argument("file", type=Path, metavar="FILE")
+    check.set_defaults(func=lambda args: check_config_main(args.file))
     return parser
 
 

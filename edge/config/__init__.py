@@ -1,0 +1,53 @@
+"""The line daemon's configuration: one strict, typed tree loaded from a TOML file.
+
+    config = load_config("/etc/partsight/partsight.toml")   # raises ConfigError
+    camera_settings = config.camera.to_settings()
+    mqtt_settings = config.mqtt.to_settings(config.station)
+
+See edge/config/model.py for the sections and examples/partsight.toml for a documented file.
+"""
+
+from __future__ import annotations
+
+from edge.config.camera import BaslerCameraConfig, CameraConfig, ReplayCameraConfig
+from edge.config.check import check_config_main
+from edge.config.engine import (
+    BackendConfig,
+    EngineConfig,
+    OnnxRuntimeBackendConfig,
+    RegistrationConfig,
+    TensorRtBackendConfig,
+)
+from edge.config.errors import ConfigError
+from edge.config.loader import load_config
+from edge.config.logs import LoggingConfig
+from edge.config.model import Config
+from edge.config.mqtt import MqttConfig
+from edge.config.pipeline import PipelineConfig, TriggerConfig, WatchdogConfig
+from edge.config.reject import NoneRejectConfig, RejectConfig
+from edge.config.secrets import LoadedSecret
+from edge.config.station import StationConfig
+
+__all__ = [
+    "BackendConfig",
+    "BaslerCameraConfig",
+    "CameraConfig",
+    "Config",
+    "ConfigError",
+    "EngineConfig",
+    "LoadedSecret",
+    "LoggingConfig",
+    "MqttConfig",
+    "NoneRejectConfig",
+    "OnnxRuntimeBackendConfig",
+    "PipelineConfig",
+    "RegistrationConfig",
+    "RejectConfig",
+    "ReplayCameraConfig",
+    "StationConfig",
+    "TensorRtBackendConfig",
+    "TriggerConfig",
+    "WatchdogConfig",
+    "check_config_main",
+    "load_config",
+]

@@ -1,0 +1,25 @@
+"""`partsight check-config FILE`: validate a configuration without starting anything."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from edge.config.errors import ConfigError
+from edge.config.loader import load_config
+
+EXIT_OK, EXIT_INVALID = 0, 2
+
+
+def check_config_main(path: Path | str) -> int:
+    """Print every problem as `FILE: section.key: message` on stderr and return 2, or
+    `FILE: OK` and a one-line summary on stdout and return 0."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{path}: OK")
+    print(config.summary())
+    return EXIT_OK

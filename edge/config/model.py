@@ -1,0 +1,73 @@
+"""The whole configuration: one strict, typed tree (DESIGN.md, Convention 1).
+
+Sections, in the order they are validated (station first: the others default paths under its
+state directory):
+
+    [station]       site, line, station, state_dir
+    [camera]        kind = basler | replay
+    [engine]        path, threshold; [engine.backend] kind = onnxruntime | tensorrt
+    [registration]  device, min_confidence                       (optional)
+    [pipeline]      queues, deadline, trigger, heartbeat, watchdog (optional)
+    [mqtt]          broker, credentials, TLS, outbox
+    [reject]        kind = none
+    [logging]       level, journald                              (optional)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from edge.config.base import StrictModel
+from edge.config.camera import CameraConfig, ReplayCameraConfig
+from edge.config.engine import EngineConfig, RegistrationConfig
+from edge.config.logs import LoggingConfig
+from edge.config.mqtt import MqttConfig
+from edge.config.pipeline import PipelineConfig
+from edge.config.reject import RejectConfig
+from edge.config.station import StationConfig
+
+
+class Config(StrictModel):
+    station: StationConfig = Field(description="who this station is and where its state lives")
+    camera: CameraConfig = Field(description="the camera, by kind: basler | replay")
+    engine: EngineConfig = Field(description="the engine bundle and the inference backend")
+    registration: RegistrationConfig = Field(
+        default_factory=RegistrationConfig, description="aligning each part to the template"
+    )
+    pipeline: PipelineConfig = Field(
+        default_factory=PipelineConfig, description="queues, deadline, trigger and watchdog"
+    )
+    mqtt: MqttConfig = Field(description="publishing results to SCADA over MQTT")
+    reject: RejectConfig = Field(description="the reject output, by kind: none")
+    logging: LoggingConfig = Field(
+        default_factory=LoggingConfig, description="log level and journald"
+    )
+
+    @property
+    def state_dir(self) -> Path:
+        return self.station.state_dir
+
+    @property
+    def part_ids_file(self) -> Path:
+        return self.station.part_ids_file
+
+    def summary(self) -> str:
+        """One line for `check-config` and the start-up log (no secrets)."""
+        s = self.station
+        camera = self.camera
+        if isinstance(camera, ReplayCameraConfig):
+            cam = f"replay {camera.folder}"
+        else:
+            cam = f"basler {camera.serial or '(first found)'} trigger={camera.trigger}"
+        mqtt = (
+            f"mqtt {self.mqtt.host}:{self.mqtt.port}{' tls' if self.mqtt.tls else ''}"
+            if self.mqtt.enabled
+            else "mqtt off"
+        )
+        return (
+            f"station {s.site}/{s.line}/{s.station}; camera {cam}; "
+            f"engine {self.engine.path} ({self.engine.backend.kind}); {mqtt}; "
+            f"reject {self.reject.kind}"
+        )
