@@ -1,0 +1,429 @@
+"""The publisher against a real Mosquitto: order, status and last will, outages, credentials,
+TLS. Each test starts its own broker on a free loopback port (tests/integration/broker.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge.mqtt import MqttPublisher, MqttSettings, Outbox, Topics, paho_client
+from tests.integration.broker import Broker, MakeBroker, Received, Subscriber
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+TOPICS = Topics("plant", "line1", "st-7")
+
+
+def settings(broker: Broker, **changes: object) -> MqttSettings:
+    base: dict[str, object] = {
+        "host": broker.host,
+        "port": broker.port,
+        "site": TOPICS.site,
+        "line": TOPICS.line,
+        "station": TOPICS.station,
+        "max_inflight": 20,
+        "reconnect_min_s": 0.05,
+        "reconnect_max_s": 0.25,
+        "connect_timeout_s": 2.0,
+    }
+    return MqttSettings(**(base | changes))  # type: ignore[arg-type]
+
+
+def result(part_id: int) -> dict[str, object]:
+    return {"station": TOPICS.station, "part_id": part_id, "verdict": "OK"}
+
+
+def part_ids(messages: list[Received]) -> list[int]:
+    return [json.loads(m.payload)["part_id"] for m in messages if m.topic == TOPICS.result]
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    with Outbox(tmp_path / "outbox.db") as box:  # the production setting: fsync on every put
+        yield box
+
+
+@pytest.fixture
+def subscriber(broker: Broker) -> Iterator[Subscriber]:
+    sub = Subscriber(broker, [TOPICS.prefix + "#"])
+    sub.connect()
+    yield sub
+    sub.disconnect()
+
+
+class Gate:
+    """A client factory that refuses to connect while closed, so a test can bring its
+    subscriber back after a broker restart before the publisher reconnects."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.open.set()
+
+    def __call__(self, client_id: str) -> mqtt.Client:
+        if not self.open.is_set():
+            raise ConnectionRefusedError("held back by the test")
+        return paho_client(client_id)
+
+
+def test_results_arrive_in_order_exactly_once(
+    broker: Broker, subscriber: Subscriber, outbox: Outbox
+) -> None:
+    publisher = MqttPublisher(settings(broker), outbox)
+    publisher.start()
+    for part in range(60):
+        publisher.publish("result", result(part))
+    got = subscriber.wait_for(lambda m: len(part_ids(m)) >= 60)
+    assert eventually(lambda: len(outbox) == 0)
+    publisher.stop()
+    assert part_ids(got) == list(range(60))
+    counters = publisher.counters()
+    assert (counters.sent, counters.acked, counters.resent) == (60, 60, 0)
+
+
+def test_status_online_retained_then_stopped_on_a_clean_stop(
+    broker: Broker, subscriber: Subscriber, outbox: Outbox
+) -> None:
+    publisher = MqttPublisher(settings(broker), outbox)
+    publisher.start()
+    assert eventually(lambda: publisher.connected)
+    publisher.publish("engine", {"name": "bracket", "version": "1.0.0"}, retain=True, durable=False)
+    publisher.publish("metrics", {"parts": 0}, qos=0, durable=False)
+
+    late = Subscriber(broker, [TOPICS.status, TOPICS.engine])
+    late.connect()
+    seen = late.wait_for(lambda m: len(m) >= 2)
+    assert {(m.topic, m.payload, m.retain) for m in seen} == {
+        (TOPICS.status, b"online", True),
+        (TOPICS.engine, b'{"name":"bracket","version":"1.0.0"}', True),
+    }
+    late.disconnect()
+
+    publisher.stop()
+    assert not publisher.connected
+    statuses = subscriber.wait_for(lambda m: b"stopped" in [x.payload for x in m])
+    # "stopped" and never "offline": a clean stop cancels the last will.
+    assert [m.payload for m in statuses if m.topic == TOPICS.status] == [b"online", b"stopped"]
+    assert subscriber.payloads(TOPICS.metrics) == [b'{"parts":0}']
+    after = Subscriber(broker, [TOPICS.status])
+    after.connect()
+    assert [(m.payload, m.retain) for m in after.wait_for(bool, 5)] == [(b"stopped", True)]
+    after.disconnect()
+
+
+DAEMON = """
+import sys, time
+from edge.mqtt import MqttPublisher, MqttSettings, Outbox
+port, db = int(sys.argv[1]), sys.argv[2]
+settings = MqttSettings(host="127.0.0.1", port=port, site="plant", line="line1", station="st-7")
+publisher = MqttPublisher(settings, Outbox(db))
+publisher.start()
+while not publisher.connected:
+    time.sleep(0.01)
+print("connected", flush=True)
+time.sleep(60)
+"""
+
+
+def test_last_will_offline_when_the_daemon_is_killed(
+    broker: Broker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", DAEMON, str(broker.port), str(tmp_path / "o.db")],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert daemon.stdout is not None
+        assert daemon.stdout.readline().strip() == "connected"
+        assert subscriber.wait_for(lambda m: len(m) >= 1, 5)[0].payload == b"online"
+    finally:
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait()
+    statuses = subscriber.wait_for(lambda m: len(m) >= 2, 5)
+    assert [m.payload for m in statuses] == [b"online", b"offline"]
+    after = Subscriber(broker, [TOPICS.status])
+    after.connect()
+    assert [(m.payload, m.retain) for m in after.wait_for(bool, 5)] == [(b"offline", True)]
+    after.disconnect()
+
+
+def test_nothing_is_lost_when_the_broker_dies_mid_run(
+    broker: Broker, subscriber: Subscriber, outbox: Outbox
+) -> None:
+    """THE acceptance test. 600 results are published at a steady pace. Mid-run the broker
+    freezes (SIGSTOP: it reads, acknowledges and delivers nothing, so the publisher's window of
+    20 fills up with messages the broker will never process), stays down, and is then killed
+    and started again empty (persistence is off). The subscriber is back before the publisher is
+    let in. Every result must arrive, in order once duplicates are dropped, with at most the
+    window's worth of duplicates; the 20 that died in the frozen broker can only have arrived
+    because the publisher resent them."""
+    total, window = 600, 20
+    gate = Gate()
+    publisher = MqttPublisher(settings(broker, max_inflight=window), outbox, client_factory=gate)
+    publisher.start()
+    assert eventually(lambda: publisher.connected)
+
+    slowest = [0.0]
+
+    def produce() -> None:  # a steady line: one part every 7.5 ms, ~4.5 s in all
+        start = time.monotonic()
+        for part in range(total):
+            time.sleep(max(start + part * 0.0075 - time.monotonic(), 0.0))
+            t0 = time.monotonic()
+            publisher.publish("result", result(part))
+            slowest[0] = max(slowest[0], time.monotonic() - t0)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        assert subscriber.wait_for(lambda m: len(part_ids(m)) >= 100, 10)
+        gate.open.clear()
+        broker.pause()
+        assert eventually(lambda: publisher.counters().inflight == window, 5)
+        time.sleep(2.0)  # frozen, then dead, then restarted: ~3 s without a broker in all
+        broker.kill()
+        assert eventually(lambda: not publisher.connected, 5)
+        time.sleep(1.0)
+        held = len(outbox)
+        broker.start()
+        subscriber.connect()
+        gate.open.set()
+    finally:
+        gate.open.set()
+        producer.join(30)
+
+    got = subscriber.wait_for(lambda m: len(set(part_ids(m))) >= total, 20)
+    assert eventually(lambda: len(outbox) == 0 and publisher.counters().inflight == 0)
+    publisher.stop()
+
+    ids = part_ids(got)
+    first_seen = list(dict.fromkeys(ids))
+    assert first_seen == list(range(total)), "a result is missing or out of order"
+    duplicates = len(ids) - total
+    assert 0 <= duplicates <= window
+    counters = publisher.counters()
+    assert counters.resent == window  # exactly the window swallowed by the frozen broker
+    assert counters.acked == total
+    assert counters.sent == total + counters.resent
+    assert counters.reconnects >= 1
+    assert held > window  # the outage's results waited in the outbox
+    # The broker was gone for ~3 s: a publish that waited on it would show.
+    assert slowest[0] < 1.0, f"a publish took {slowest[0]:.2f} s while the broker was down"
+
+
+def test_reconnects_after_a_clean_broker_restart(
+    broker: Broker, subscriber: Subscriber, outbox: Outbox
+) -> None:
+    """The broker restarts empty: "online" and the latest retained engine state come back,
+    including one set while the broker was away."""
+    gate = Gate()
+    publisher = MqttPublisher(settings(broker), outbox, client_factory=gate)
+    publisher.start()
+    assert eventually(lambda: publisher.connected)
+    publisher.publish("engine", b"bracket 1.0.0", retain=True, durable=False)
+    publisher.publish("result", result(0))
+    assert subscriber.wait_for(lambda m: 0 in part_ids(m), 5)
+
+    gate.open.clear()
+    broker.stop()
+    assert eventually(lambda: not publisher.connected, 5)
+    publisher.publish("result", result(1))  # while the broker is away
+    publisher.publish("engine", b"bracket 1.1.0", retain=True, durable=False)
+    assert publisher.publish("heatmap", b"png", qos=0, durable=False) is None
+    broker.start()
+    subscriber.connect()
+    gate.open.set()
+
+    got = subscriber.wait_for(lambda m: 1 in part_ids(m), 10)
+    publisher.stop()
+    assert part_ids(got) == [0, 1]
+    # Once per connection (the broker may also have sent the will as it shut down).
+    assert subscriber.payloads(TOPICS.status).count(b"online") == 2
+    assert subscriber.payloads(TOPICS.engine) == [b"bracket 1.0.0", b"bracket 1.1.0"]
+    counters = publisher.counters()
+    assert counters.reconnects == 1 and counters.dropped_nondurable == 1
+
+
+def test_stop_is_bounded_when_the_broker_hangs(
+    broker: Broker, subscriber: Subscriber, outbox: Outbox
+) -> None:
+    """A frozen broker acknowledges nothing: stop() gives up after its flush timeout and the
+    unacknowledged results stay in the outbox for the next start."""
+    publisher = MqttPublisher(settings(broker), outbox)
+    publisher.start()
+    assert eventually(lambda: publisher.connected)
+    broker.pause()
+    for part in range(30):
+        publisher.publish("result", result(part))
+    assert eventually(lambda: publisher.counters().inflight == 20, 5)
+    t0 = time.monotonic()
+    publisher.stop(flush_timeout_s=0.5)
+    took = time.monotonic() - t0
+    assert took < 4.0, f"stop took {took:.1f} s"
+    assert len(outbox) == 30
+    assert publisher.counters().acked == 0
+
+
+SECRET = "pa55-Word-never-in-logs"
+
+
+@pytest.fixture
+def password_broker(make_broker: MakeBroker, tmp_path: Path) -> Broker:
+    passwd = shutil.which("mosquitto_passwd")
+    if passwd is None:
+        pytest.skip("mosquitto_passwd is not installed")
+    pwfile = tmp_path / "passwords"
+    subprocess.run([passwd, "-c", "-b", str(pwfile), "station", SECRET], check=True)
+    return make_broker(allow_anonymous=False, extra_config=[f"password_file {pwfile}"])
+
+
+def test_password_from_systemd_credentials_against_an_authenticating_broker(
+    password_broker: Broker, outbox: Outbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "mqtt-password").write_text(SECRET + "\n")
+    env = {"CREDENTIALS_DIRECTORY": str(creds)}
+    good = settings(password_broker, username="station", password_credential="mqtt-password")
+    sub = Subscriber(password_broker, [TOPICS.result])
+    with pytest.raises(ConnectionRefusedError):  # anonymous is refused: the broker checks
+        sub.connect()
+
+    publisher = MqttPublisher(good, outbox, environ=env)
+    publisher.start()
+    assert eventually(lambda: publisher.connected, 5)
+    publisher.publish("result", result(5))
+    assert eventually(lambda: len(outbox) == 0, 5)
+    publisher.stop()
+
+    (tmp_path / "wrong").write_text("not-the-password")
+    bad = settings(password_broker, username="station", password_file=tmp_path / "wrong")
+    refused = MqttPublisher(bad, outbox)
+    refused.start()
+    assert eventually(lambda: refused.counters().connect_failures >= 1, 5)
+    refused.stop()
+    assert not refused.counters().connected
+    assert "did not accept the connection" in caplog.text
+    assert SECRET not in caplog.text and "not-the-password" not in caplog.text
+
+
+def _write_pki(directory: Path) -> dict[str, Path]:
+    """A CA, a broker certificate for 127.0.0.1 and a client certificate, as PEM files."""
+    pytest.importorskip("cryptography", reason="the cryptography package generates test certs")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: x509.Certificate | None,
+        ca_key: ec.EllipticCurvePrivateKey,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(issuer.subject if issuer else name(subject))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), True)
+        )
+        if issuer is not None:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                False,
+            ).add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                False,
+            )
+        return builder.sign(ca_key, hashes.SHA256())
+
+    files: dict[str, Path] = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("PartSight test CA", ca_key, None, ca_key)
+    for role in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        crt = cert(f"partsight-test-{role}", key, ca, ca_key)
+        files[f"{role}_key"] = directory / f"{role}.key"
+        files[f"{role}_key"].write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        files[f"{role}_cert"] = directory / f"{role}.crt"
+        files[f"{role}_cert"].write_bytes(crt.public_bytes(serialization.Encoding.PEM))
+    files["ca"] = directory / "ca.crt"
+    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
+def test_tls_with_a_client_certificate(
+    make_broker: MakeBroker, outbox: Outbox, tmp_path: Path
+) -> None:
+    pki = _write_pki(tmp_path)
+    tls_broker = make_broker(
+        extra_config=[
+            f"cafile {pki['ca']}",
+            f"certfile {pki['server_cert']}",
+            f"keyfile {pki['server_key']}",
+            "require_certificate true",
+        ]
+    )
+    s = settings(
+        tls_broker,
+        tls=True,
+        tls_ca_file=pki["ca"],
+        tls_cert_file=pki["client_cert"],
+        tls_key_file=pki["client_key"],
+    )
+    publisher = MqttPublisher(s, outbox)
+    publisher.start()
+    assert eventually(lambda: publisher.connected, 5), tls_broker.log()
+    publisher.publish("result", result(1))
+    assert eventually(lambda: len(outbox) == 0, 5)
+    publisher.stop()
+
+    # Without a client certificate the broker refuses the handshake.
+    anonymous = settings(tls_broker, tls=True, tls_ca_file=pki["ca"])
+    refused = MqttPublisher(anonymous, outbox)
+    refused.start()
+    assert eventually(lambda: refused.counters().connect_failures >= 1, 5)
+    refused.stop(flush_timeout_s=0.1)
+    assert refused.counters().reconnects == 0 and not refused.counters().connected
