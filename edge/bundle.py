@@ -84,7 +84,8 @@ def _verify_files(root: Path, manifest: Manifest) -> None:
     needed = {manifest.model.file, *(g.file for g in manifest.golden)}
     if manifest.scoring.mask_file:
         needed.add(manifest.scoring.mask_file)
-    needed |= set((manifest.registration or {}).values())
+    if manifest.registration:
+        needed |= set(manifest.registration.files)
     if needed - listed:
         raise BundleError(f"{root}: files used but not hashed: {sorted(needed - listed)}")
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}

@@ -19,7 +19,7 @@ from edge.config import check_config_main
 from edge.errors import ImageError, PartSightError
 from edge.images import find_images, quiet_opencv, read_image
 from edge.inspector import ERROR, Inspection, Inspector, inspect_files
-from edge.overlay import overlay_heatmap
+from edge.overlay import map_in_frame, overlay_heatmap
 
 log = logging.getLogger("partsight")
 
@@ -97,6 +97,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _result_fields(result: Inspection) -> dict[str, object]:
+    pose = result.pose
     return {
         "verdict": result.verdict,
         "reason": result.reason,
@@ -104,13 +105,19 @@ def _result_fields(result: Inspection) -> dict[str, object]:
         "threshold": result.threshold,
         "regions": [r.as_dict() for r in result.regions],
         "latency_ms": {k: round(v, 3) for k, v in result.latency_ms.items()},
+        "pose": None if pose is None else {k: round(v, 4) for k, v in vars(pose).items()},
+        "confidence": result.confidence,
     }
 
 
 def _write_heatmap(folder: Path, path: Path, result: Inspection, pixel_threshold: float) -> None:
-    picture = overlay_heatmap(
-        read_image(path), result.anomaly_map, vmax=2 * pixel_threshold, regions=result.regions
-    )
+    if result.anomaly_map is None:  # not registered: nothing was scored
+        return
+    frame = read_image(path)
+    amap = result.anomaly_map
+    if result.to_frame is not None:
+        amap = map_in_frame(amap, result.to_frame, (frame.shape[1], frame.shape[0]))
+    picture = overlay_heatmap(frame, amap, vmax=2 * pixel_threshold, regions=result.regions)
     # Folders may repeat file names (MVTec: test/<type>/000.png): keep the parent in the name.
     name = f"{path.parent.name}_{path.stem}_{result.verdict}.png"
     cv2.imwrite(str(folder / name), picture)

@@ -1,4 +1,5 @@
-"""One engine, ready to judge images: preprocessing, the model, the threshold and the regions."""
+"""One engine, ready to judge images: registration, preprocessing, the model, the threshold and
+the regions."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from edge.bundle import Bundle, load_bundle
 from edge.errors import BundleError, ImageError, InferenceError
 from edge.images import read_image
 from edge.preprocess import check_image, to_model_input
-from edge.regions import Region, top_regions
+from edge.regions import Region, regions_to_frame, top_regions
 
 log = logging.getLogger(__name__)
 
@@ -25,24 +26,55 @@ OK, NOK, ERROR = "OK", "NOK", "ERROR"
 @dataclass(frozen=True)
 class Inspection:
     verdict: str  # OK | NOK
-    reason: str  # why NOK ("anomaly"), "" when OK
-    score: float
+    reason: str  # why NOK: "anomaly" or "registration"; "" when OK
+    score: float | None  # None when the part could not be registered (never scored)
     threshold: float
-    anomaly_map: np.ndarray  # (H, W) float32 at the model's resolution
-    model_input: np.ndarray  # (C, H, W) float32, what the model saw
-    regions: list[Region] = field(default_factory=list)
+    anomaly_map: np.ndarray | None  # (H, W) float32 at the model's resolution
+    model_input: np.ndarray | None  # (C, H, W) float32, what the model saw
+    regions: list[Region] = field(default_factory=list)  # in frame coordinates
     latency_ms: dict[str, float] = field(default_factory=dict)
+    pose: object | None = None  # edge.registration.Pose when the engine registers
+    confidence: float | None = None  # registration confidence in [0, 1]
+    to_frame: np.ndarray | None = None  # 2x3 affine: model-input crop pixels → frame pixels
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A frame after registration: the model input, or the reason there is none."""
+
+    model_input: np.ndarray | None
+    registration: object | None
+    register_ms: float
+    preprocess_ms: float
 
 
 class Inspector:
     def __init__(
-        self, bundle: Bundle, backend: InferenceBackend, threshold: float | None = None
+        self,
+        bundle: Bundle,
+        backend: InferenceBackend,
+        threshold: float | None = None,
+        registration_device: str = "auto",
     ) -> None:
         self.bundle = bundle
         self.backend = backend
         scoring = bundle.manifest.scoring
         self.threshold = scoring.threshold if threshold is None else threshold
         self.pixel_threshold = scoring.pixel_threshold
+        self.registrar = self._registrar(registration_device)
+
+    def _registrar(self, device: str):  # type: ignore[no-untyped-def]
+        spec = self.bundle.manifest.registration
+        if spec is None:
+            return None
+        # Imported here: engines without registration never pay Numba's start-up.
+        from edge.registration import Registrar, Template, TemplateError
+
+        try:
+            template = Template.load(self.bundle.path(spec.directory))
+        except TemplateError as exc:
+            raise BundleError(f"{self.bundle.root}: registration template: {exc}") from exc
+        return Registrar(template, device=device, min_confidence=spec.min_confidence)
 
     @classmethod
     def open(
@@ -51,10 +83,11 @@ class Inspector:
         backend: str = "onnxruntime",
         threshold: float | None = None,
         threads: int = 0,
+        registration_device: str = "auto",
     ) -> Inspector:
         bundle = load_bundle(engine)
         model = create_backend(backend, bundle.path(bundle.manifest.model.file), threads=threads)
-        return cls(bundle, model, threshold)
+        return cls(bundle, model, threshold, registration_device)
 
     def inspect(self, image: np.ndarray, source: str = "frame") -> Inspection:
         return self.inspect_batch([image], [source])[0]
@@ -62,26 +95,37 @@ class Inspector:
     def inspect_batch(
         self, images: Sequence[np.ndarray], sources: Sequence[str]
     ) -> list[Inspection]:
-        """Judge a batch. Raises ImageError for a frame the engine cannot take (naming it)."""
+        """Judge a batch. Raises ImageError for a frame the engine cannot take (naming it);
+        a part that cannot be registered is a NOK with reason "registration", not an error."""
         spec = self.bundle.manifest.input
-        start = time.perf_counter()
-        batch = np.stack(
-            [to_model_input(im, spec, src) for im, src in zip(images, sources, strict=True)]
-        )
-        prepared = time.perf_counter()
-        out = self.backend.run(batch)
-        scored = time.perf_counter()
-        if out.score.shape != (len(images),) or not np.all(np.isfinite(out.score)):
-            raise InferenceError(f"backend returned unusable scores {out.score!r}")
-        per_image = {
-            "preprocess": (prepared - start) * 1e3 / len(images),
-            "inference": (scored - prepared) * 1e3 / len(images),
-        }
-        source_size = (spec.source_width, spec.source_height)
+        prepared = [self._prepare(im, src) for im, src in zip(images, sources, strict=True)]
+        ready = [p for p in prepared if p.model_input is not None]
+        outputs = None
+        infer_ms = 0.0
+        if ready:
+            t0 = time.perf_counter()
+            outputs = self.backend.run(np.stack([p.model_input for p in ready]))  # type: ignore[misc]
+            infer_ms = (time.perf_counter() - t0) * 1e3 / len(ready)
+            if outputs.score.shape != (len(ready),) or not np.all(np.isfinite(outputs.score)):
+                raise InferenceError(f"backend returned unusable scores {outputs.score!r}")
         results = []
-        for i in range(len(images)):
-            score = float(out.score[i])
-            amap = out.anomaly_map[i, 0]
+        row = 0
+        for p in prepared:
+            latency = {"register": p.register_ms, "preprocess": p.preprocess_ms}
+            if p.model_input is None or outputs is None:
+                results.append(self._unregistered(p, latency))
+                continue
+            latency["inference"] = infer_ms
+            score = float(outputs.score[row])
+            amap = outputs.anomaly_map[row, 0]
+            row += 1
+            to_frame = self._to_frame(p, amap.shape)
+            if to_frame is not None:
+                in_map = top_regions(amap, self.pixel_threshold, (amap.shape[1], amap.shape[0]))
+                regions = regions_to_frame(in_map, to_frame)
+            else:
+                source_size = (spec.source_width, spec.source_height)
+                regions = top_regions(amap, self.pixel_threshold, source_size)
             nok = score >= self.threshold
             results.append(
                 Inspection(
@@ -90,12 +134,56 @@ class Inspector:
                     score=score,
                     threshold=self.threshold,
                     anomaly_map=amap,
-                    model_input=batch[i],
-                    regions=top_regions(amap, self.pixel_threshold, source_size),
-                    latency_ms=dict(per_image),
+                    model_input=p.model_input,
+                    regions=regions,
+                    latency_ms=latency,
+                    pose=getattr(p.registration, "pose", None),
+                    confidence=getattr(p.registration, "confidence", None),
+                    to_frame=to_frame,
                 )
             )
         return results
+
+    def _prepare(self, image: np.ndarray, source: str) -> _Prepared:
+        spec = self.bundle.manifest.input
+        check_image(image, spec, source)
+        t0 = time.perf_counter()
+        registration = self.registrar.register(image) if self.registrar else None
+        t1 = time.perf_counter()
+        if registration is not None and not registration.accepted:
+            return _Prepared(None, registration, (t1 - t0) * 1e3, 0.0)
+        model_input = to_model_input(image if registration is None else registration.aligned, spec)
+        t2 = time.perf_counter()
+        return _Prepared(model_input, registration, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+
+    def _unregistered(self, p: _Prepared, latency: dict[str, float]) -> Inspection:
+        confidence = float(getattr(p.registration, "confidence", 0.0))
+        log.info("part not registered (confidence %.2f)", confidence)
+        return Inspection(
+            verdict=NOK,
+            reason="registration",
+            score=None,
+            threshold=self.threshold,
+            anomaly_map=None,
+            model_input=None,
+            latency_ms=latency,
+            pose=getattr(p.registration, "pose", None),
+            confidence=confidence,
+        )
+
+    def _to_frame(self, p: _Prepared, map_shape: tuple[int, ...]) -> np.ndarray | None:
+        """Affine map from model-input pixels to frame pixels, when the part was registered."""
+        if p.registration is None or self.registrar is None:
+            return None
+        from edge.registration import template_to_frame
+
+        template = self.registrar.template
+        crop_to_frame = template_to_frame(p.registration.pose, template.ref)  # type: ignore[attr-defined]
+        # Model pixels → crop pixels (the crop may be resized for the model), then → frame.
+        sx = template.size[0] / map_shape[1]
+        sy = template.size[1] / map_shape[0]
+        scale = np.array([[sx, 0.0, (sx - 1) / 2], [0.0, sy, (sy - 1) / 2], [0.0, 0.0, 1.0]])
+        return crop_to_frame @ scale
 
     def check_golden(self) -> None:
         """Re-score the bundle's golden samples; BundleError if this backend disagrees."""
@@ -103,6 +191,8 @@ class Inspector:
             path = self.bundle.path(sample.file)
             got = self.inspect(read_image(path), str(path)).score
             want = sample.expected_score
+            if got is None:
+                raise BundleError(f"{self.bundle.root}: golden sample {sample.file} not registered")
             if not np.isclose(got, want, rtol=sample.rtol, atol=1e-9):
                 raise BundleError(
                     f"{self.bundle.root}: golden sample {sample.file} scores {got:.6g}, "

@@ -56,6 +56,16 @@ class ScoringSpec(_Strict):
     pixel_threshold: float = Field(description="map level above which a pixel is anomalous")
 
 
+class RegistrationSpec(_Strict):
+    """The Generalized Hough Transform template the frames are aligned to before scoring."""
+
+    directory: str = Field(description="folder of the template files, relative to the bundle")
+    files: tuple[str, ...] = Field(description="the template files, relative to the bundle")
+    min_confidence: float = Field(
+        ge=0, le=1, description="below this registration confidence a part is NOK 'registration'"
+    )
+
+
 class GoldenSample(_Strict):
     file: str = Field(description="image, relative to the bundle")
     expected_score: float
@@ -76,8 +86,8 @@ class Manifest(_Strict):
     input: InputSpec
     model: ModelSpec
     scoring: ScoringSpec
-    registration: dict[str, str] | None = Field(
-        None, description="registration template files (filled by the registration stage)"
+    registration: RegistrationSpec | None = Field(
+        None, description="registration template; None for pre-aligned images"
     )
     classifier: dict[str, str] | None = Field(None, description="optional heatmap classifier")
     validation: dict[str, float | int | None] = Field(default_factory=dict)

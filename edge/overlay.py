@@ -55,3 +55,14 @@ def overlay_heatmap(
     for r in regions or []:
         cv2.rectangle(picture, (r.x, r.y), (r.x + r.width - 1, r.y + r.height - 1), BOX_COLOUR, 1)
     return picture
+
+
+def map_in_frame(
+    anomaly_map: np.ndarray, to_frame: np.ndarray, frame_size: tuple[int, int]
+) -> np.ndarray:
+    """The map of a registered part drawn where the part lies in the frame (frame_size = (W, H));
+    zero elsewhere. `to_frame` is the 2x3 affine from map pixels to frame pixels."""
+    return cv2.warpAffine(
+        anomaly_map.astype(np.float32), to_frame, frame_size, flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=0.0,
+    )  # fmt: skip

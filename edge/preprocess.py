@@ -28,9 +28,9 @@ def check_image(image: np.ndarray, spec: InputSpec, source: str) -> None:
         )
 
 
-def to_model_input(image: np.ndarray, spec: InputSpec, source: str = "frame") -> np.ndarray:
-    """float32 (C, H, W) in [0, 1], resized to the model's input size."""
-    check_image(image, spec, source)
+def to_model_input(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """float32 (C, H, W) in [0, 1], resized to the model's input size. The caller has checked
+    the frame (check_image); with registration `image` is the aligned crop, not the frame."""
     scaled: np.ndarray = image.astype(np.float32) / _DTYPE_MAX[image.dtype]
     if scaled.shape[:2] != (spec.height, spec.width):
         scaled = cv2.resize(scaled, (spec.width, spec.height), interpolation=cv2.INTER_AREA)

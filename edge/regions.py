@@ -21,6 +21,26 @@ class Region:
         return asdict(self)
 
 
+def regions_to_frame(regions: list[Region], to_frame: np.ndarray) -> list[Region]:
+    """Boxes mapped through a 2x3 affine (e.g. the registered pose): each becomes the axis-aligned
+    box around its four transformed corners."""
+    mapped = []
+    scale = float(np.sqrt(abs(np.linalg.det(to_frame[:, :2]))))
+    for r in regions:
+        corners = np.array(
+            [[r.x, r.y, 1], [r.x + r.width, r.y, 1], [r.x, r.y + r.height, 1],
+             [r.x + r.width, r.y + r.height, 1]], dtype=np.float64,
+        )  # fmt: skip
+        xy = corners @ to_frame.T
+        x0, y0 = np.floor(xy.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(xy.max(axis=0)).astype(int)
+        mapped.append(
+            Region(x=int(x0), y=int(y0), width=int(x1 - x0), height=int(y1 - y0), peak=r.peak,
+                   area_px=round(r.area_px * scale * scale))
+        )  # fmt: skip
+    return mapped
+
+
 def top_regions(
     anomaly_map: np.ndarray, level: float, source_size: tuple[int, int], limit: int = 5
 ) -> list[Region]:

@@ -83,6 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--topk-fraction", type=float, default=0.005)
     fit.add_argument("--smoothing", type=float, default=4.0, help="map smoothing sigma, pixels")
     fit.add_argument(
+        "--register",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="align every image to a template (auto: when labels.csv has poses to undo)",
+    )
+    fit.add_argument(
+        "--no-register", dest="register", action="store_const", const="off",
+        help="same as --register off (pre-aligned datasets)",
+    )  # fmt: skip
+    fit.add_argument("--registration-device", choices=("auto", "cpu", "cuda"), default="auto")
+    fit.add_argument(
+        "--min-confidence", type=float, default=0.5, help="registration confidence to accept"
+    )
+    fit.add_argument(
         "--mask",
         choices=("none", "auto"),
         default="none",
@@ -149,6 +163,9 @@ def _fit(args: argparse.Namespace) -> int:
         smoothing_sigma=args.smoothing,
         per_pixel=not args.no_pixel_norm,
         mask=args.mask,
+        register=args.register,
+        registration_device=args.registration_device,
+        min_confidence=args.min_confidence,
         validation_fraction=args.val_fraction,
         threshold_rule=args.threshold_rule,
         val_data=args.val_data,

@@ -22,8 +22,16 @@ from edge import __version__ as edge_version
 from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.bundle import write_manifest
 from edge.inspector import Inspector
-from edge.manifest import GoldenSample, InputSpec, Manifest, ModelSpec, ScoringSpec
-from edge.preprocess import to_model_input
+from edge.manifest import (
+    GoldenSample,
+    InputSpec,
+    Manifest,
+    ModelSpec,
+    RegistrationSpec,
+    ScoringSpec,
+)
+from edge.preprocess import check_image, to_model_input
+from trainer.alignment import Aligned, align_training_set, poses_vary
 from trainer.checkpoint import save_checkpoint
 from trainer.dataset import Dataset, read_uniform
 from trainer.errors import DatasetError, TrainerError
@@ -44,6 +52,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 MASK_FILE = "foreground.png"
+TEMPLATE_DIR = "registration"
 GOLDEN_COUNT = 3
 MIN_TRAIN_IMAGES = 8
 
@@ -57,6 +66,9 @@ class FitConfig:
     topk_fraction: float = 0.005
     smoothing_sigma: float = 4.0
     per_pixel: bool = True  # normalise the map by good parts' per-pixel error statistics
+    register: str = "auto"  # auto: when labels.csv has poses to undo | on | off
+    registration_device: str = "auto"
+    min_confidence: float = 0.5
     mask: str = "none"  # "auto": score only the part (aligned data on a distinct background)
     validation_fraction: float = 0.15
     threshold_rule: str = DEFAULT_RULE
@@ -84,8 +96,15 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
             f"{data}/train/good: {len(dataset.train)} images, need {MIN_TRAIN_IMAGES}"
         )
     raw = read_uniform(dataset, dataset.train)
-    spec = _input_spec(raw[0], config.size)
-    inputs = np.stack([to_model_input(im, spec) for im in raw])
+    aligned = None
+    if config.register == "on" or (config.register == "auto" and poses_vary(dataset.root)):
+        aligned = align_training_set(
+            raw, config.registration_device, config.min_confidence, config.show_progress
+        )
+    crops = aligned.crops if aligned else raw
+    items = [dataset.train[i] for i in aligned.kept] if aligned else dataset.train
+    spec = _input_spec(raw[0], crops[0], config.size)
+    inputs = np.stack([to_model_input(im, spec) for im in crops])
     train_idx, val_idx = _split(len(inputs), config.validation_fraction, config.train.seed)
     log.info(
         "fit: %d training / %d validation images at %dx%d",
@@ -106,9 +125,10 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     stats = _pixel_stats(result.model, inputs[train_idx], config) if config.per_pixel else None
-    mask = auto_foreground(inputs[train_idx]) if config.mask == "auto" else None
+    mask = _foreground(aligned, inputs[train_idx], spec, config)
     if mask is not None:
         cv2.imwrite(str(staging / MASK_FILE), mask)
+    registration = _save_template(aligned, staging, config) if aligned else None
     head = ScoringHead(
         config.score_method,
         config.smoothing_sigma,
@@ -120,10 +140,10 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
 
     backend = OnnxRuntimeBackend(staging / MODEL_FILE)
     val_scores, val_maps = _score(backend, inputs[val_idx])
-    threshold, rule = _threshold(val_scores, config, spec, backend)
+    threshold, rule = _threshold(val_scores, config, spec, backend, aligned)
     golden = _golden(
         dataset,
-        [dataset.train[i] for i in val_idx[:GOLDEN_COUNT]],
+        [items[i] for i in val_idx[:GOLDEN_COUNT]],
         val_scores[:GOLDEN_COUNT],
         staging,
     )
@@ -133,6 +153,7 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         input=spec,
         model=ModelSpec(file=MODEL_FILE, opset=OPSET, input_name=INPUT_NAME),
+        registration=registration,
         scoring=ScoringSpec(
             method=config.score_method,
             topk_fraction=config.topk_fraction if config.score_method == "topk" else None,
@@ -163,6 +184,7 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
         },
     )
     payload = [MODEL_FILE, *(g.file for g in golden), *([MASK_FILE] if mask is not None else [])]
+    payload += list(registration.files) if registration else []
     write_manifest(staging, manifest, payload)
     # The bundle must load and reproduce its own golden scores before it replaces anything.
     Inspector.open(staging).check_golden()
@@ -174,11 +196,13 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     return FitResult(out, threshold, rule, result.losses, seconds)
 
 
-def _input_spec(first: np.ndarray, size: tuple[int, int] | None) -> InputSpec:
-    height, width = first.shape[:2]
-    model_h, model_w = size or (height, width)
+def _input_spec(frame: np.ndarray, crop: np.ndarray, size: tuple[int, int] | None) -> InputSpec:
+    """The engine takes frames of `frame`'s size; the model sees `crop` (the registered window,
+    or the frame itself) resized to `size` (default: the crop's own size)."""
+    height, width = frame.shape[:2]
+    model_h, model_w = size or crop.shape[:2]
     return InputSpec(
-        channels=1 if first.ndim == 2 else 3,
+        channels=1 if frame.ndim == 2 else 3,
         height=model_h,
         width=model_w,
         source_height=height,
@@ -213,8 +237,32 @@ def _score(backend: OnnxRuntimeBackend, inputs: np.ndarray) -> tuple[np.ndarray,
     return np.concatenate(scores), np.concatenate(maps)
 
 
+def _foreground(
+    aligned: Aligned | None, inputs: np.ndarray, spec: InputSpec, config: FitConfig
+) -> np.ndarray | None:
+    """The scored area: the template's silhouette when registering, else the optional automatic
+    mask, at the model's resolution."""
+    if aligned is not None:
+        mask = aligned.template.mask
+        return cv2.resize(mask, (spec.width, spec.height), interpolation=cv2.INTER_NEAREST)
+    return auto_foreground(inputs) if config.mask == "auto" else None
+
+
+def _save_template(aligned: Aligned, staging: Path, config: FitConfig) -> RegistrationSpec:
+    files = aligned.template.save(staging / TEMPLATE_DIR)
+    return RegistrationSpec(
+        directory=TEMPLATE_DIR,
+        files=tuple(f"{TEMPLATE_DIR}/{name}" for name in files),
+        min_confidence=config.min_confidence,
+    )
+
+
 def _threshold(
-    good_scores: np.ndarray, config: FitConfig, spec: InputSpec, backend: OnnxRuntimeBackend
+    good_scores: np.ndarray,
+    config: FitConfig,
+    spec: InputSpec,
+    backend: OnnxRuntimeBackend,
+    aligned: Aligned | None,
 ) -> tuple[float, str]:
     if config.val_data is None:
         return threshold_from_good(good_scores, config.threshold_rule)
@@ -222,14 +270,19 @@ def _threshold(
     items = [i for i in labelled.test if i.cls in ("good", "defect")]
     if not any(i.cls == "defect" for i in items):
         raise DatasetError(f"{config.val_data}/test: no defective images to calibrate on")
-    images = np.stack(
-        [
-            to_model_input(im, spec, str(labelled.root / i.file))
-            for i, im in zip(items, read_uniform(labelled, items), strict=True)
-        ]
-    )
-    scores, _ = _score(backend, images)
-    is_defect = np.array([i.cls == "defect" for i in items])
+    kept, crops = [], []
+    for item, frame in zip(items, read_uniform(labelled, items), strict=True):
+        check_image(frame, spec, str(labelled.root / item.file))
+        if aligned is None:
+            kept.append(item)
+            crops.append(frame)
+            continue
+        registration = aligned.registrar.register(frame)
+        if registration.accepted:  # an unregistered part is rejected on the line anyway
+            kept.append(item)
+            crops.append(registration.aligned)
+    scores, _ = _score(backend, np.stack([to_model_input(c, spec) for c in crops]))
+    is_defect = np.array([i.cls == "defect" for i in kept])
     # Held-out good training images are good parts too: use them alongside the labelled ones.
     return threshold_from_labels(np.r_[good_scores, scores[~is_defect]], scores[is_defect])
 

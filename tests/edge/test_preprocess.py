@@ -3,7 +3,7 @@ import pytest
 
 from edge.errors import ImageError
 from edge.manifest import InputSpec
-from edge.preprocess import to_model_input
+from edge.preprocess import check_image, to_model_input
 
 SPEC = InputSpec(channels=1, height=4, width=6, source_height=8, source_width=12)
 
@@ -34,4 +34,4 @@ def test_colour_becomes_channels_first() -> None:
 )
 def test_refuses_frames_the_engine_was_not_built_for(image: np.ndarray, message: str) -> None:
     with pytest.raises(ImageError, match=message):
-        to_model_input(image, SPEC, "cam0")
+        check_image(image, SPEC, "cam0")

@@ -19,3 +19,14 @@ def test_no_region_below_level_and_limit_respected() -> None:
     assert top_regions(amap, 0.1, (10, 10)) == []
     amap[::2, ::2] = 1.0  # 25 separate pixels
     assert len(top_regions(amap, 0.5, (10, 10), limit=3)) == 3
+
+
+def test_regions_follow_the_registered_pose_into_the_frame() -> None:
+    from edge.regions import Region, regions_to_frame
+
+    box = Region(x=10, y=20, width=4, height=2, peak=3.0, area_px=8)
+    # Map pixels → frame: scale 2, rotate 90° (x' = -2y + 100, y' = 2x + 50).
+    to_frame = np.array([[0.0, -2.0, 100.0], [2.0, 0.0, 50.0]])
+    (mapped,) = regions_to_frame([box], to_frame)
+    assert (mapped.x, mapped.y, mapped.width, mapped.height) == (56, 70, 4, 8)
+    assert mapped.peak == 3.0 and mapped.area_px == 32

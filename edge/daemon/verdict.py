@@ -1,0 +1,93 @@
+"""The verdict: what the pipeline decided about one part, and everything published with it.
+
+Every part id the acquisition hands out ends in exactly one Verdict, whatever happened to the
+part: judged by the engine, refused (camera fault, unusable image), dropped because the
+pipeline was full, or out of time. A rejected part (NOK or ERROR) always carries a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from edge.regions import Region
+from hw.frame import Grab
+
+OK, NOK, ERROR = "OK", "NOK", "ERROR"
+VERDICTS = (OK, NOK, ERROR)
+
+# Reasons (result.schema.json lists them for consumers).
+ANOMALY = "anomaly"  # scored at or above the threshold
+REGISTRATION = "registration"  # the part could not be aligned to the template
+CAMERA = "camera"  # no usable frame: failed buffer, timeout, camera gone
+IMAGE = "image"  # a frame the engine cannot take (wrong size, channels, pixel type)
+INFERENCE = "inference"  # the inference backend failed
+TIMEOUT = "timeout"  # no verdict by the part's deadline (fail-safe)
+OVERLOAD = "overload"  # the pipeline was full when the part arrived
+
+
+@dataclass(frozen=True, kw_only=True)
+class CameraInfo:
+    """The camera's metadata for the frame a part was judged on."""
+
+    frame_counter: int | None
+    exposure_us: float | None
+    gain_db: float | None
+
+    @classmethod
+    def from_grab(cls, grab: Grab) -> CameraInfo:
+        return cls(
+            frame_counter=grab.frame_counter, exposure_us=grab.exposure_us, gain_db=grab.gain_db
+        )
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    part_id: int
+    verdict: str  # OK | NOK | ERROR
+    reason: str  # "" only for a plain OK
+    trigger_ns: int  # monotonic ns of the trigger (or of the frame's arrival, see Grab)
+    trigger_wall: float  # wall-clock seconds at the same moment
+    verdict_ns: int  # monotonic ns when the verdict was decided
+    verdict_wall: float
+    score: float | None = None  # None when the part was not scored
+    threshold: float | None = None
+    regions: tuple[Region, ...] = ()
+    latency_ms: Mapping[str, float] = field(default_factory=dict)
+    camera: CameraInfo | None = None
+    engine: EngineInfo | None = None
+    defect_class: str | None = None  # the heatmap classifier's "defect" / "nuisance"
+    class_probability: float | None = None
+    confidence: float | None = None  # registration confidence, when the engine registers
+    source: str | None = None  # the image file, for a replayed frame
+    detail: str = ""  # a human-readable why (the camera's or the engine's message), for logs
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.verdict != OK and not self.reason:
+            raise ValueError(f"a {self.verdict} verdict needs a reason (part {self.part_id})")
+
+    @property
+    def rejected(self) -> bool:
+        """True for NOK and ERROR: the part is thrown out (fail-safe)."""
+        return self.verdict != OK
+
+    @property
+    def total_ms(self) -> float:
+        """Trigger to verdict, milliseconds."""
+        return max(0.0, (self.verdict_ns - self.trigger_ns) / 1e6)
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: such a value is published as unknown."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
