@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--batch-size", type=int, default=16)
     fit.add_argument("--lr", type=float, default=2e-3)
     fit.add_argument("--noise", type=float, default=0.1, help="training noise std, [0,1] units")
+    fit.add_argument(
+        "--patch-prob", type=float, default=0.0,
+        help="chance per training image of a pasted patch the model must undo",
+    )  # fmt: skip
     fit.add_argument("--width", type=int, default=8, help="channels after the stem")
     fit.add_argument("--depth", type=int, default=4, help="downsampling stages")
     fit.add_argument("--bottleneck", type=int, default=32, help="bottleneck channels")
@@ -155,6 +159,7 @@ def _fit(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             learning_rate=args.lr,
             noise_sigma=args.noise,
+            patch_prob=args.patch_prob,
             seed=args.seed,
             device=args.device,
         ),

@@ -23,6 +23,7 @@ class TrainConfig:
     batch_size: int = 16
     learning_rate: float = 2e-3
     noise_sigma: float = 0.1  # std of the Gaussian noise added to inputs, in [0,1] pixel units
+    patch_prob: float = 0.0  # chance per image of a pasted patch the model must undo
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
 
@@ -43,6 +44,31 @@ def pick_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but torch sees no CUDA GPU")
     return torch.device(requested)
+
+
+def paste_patches(
+    images: torch.Tensor, probability: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Copies of `images` where some get a rectangle pasted from elsewhere in the same image.
+
+    Gaussian noise alone teaches the network to copy whatever it sees, a crack included; a patch
+    that does not belong (metal over a hole, an edge where there is none) teaches it to put back
+    what good parts look like there, so real defects stay in the reconstruction error.
+    """
+    if probability <= 0:
+        return images
+    out = images.clone()
+    n, _, height, width = images.shape
+    draws = torch.rand(n, 7, generator=generator).tolist()
+    for i, (use, fh, fw, y0, x0, y1, x1) in enumerate(draws):
+        if use >= probability:
+            continue
+        ph = max(2, int(height * (0.05 + 0.2 * fh)))
+        pw = max(2, int(width * (0.05 + 0.2 * fw)))
+        sy, sx = int(y0 * (height - ph)), int(x0 * (width - pw))
+        dy, dx = int(y1 * (height - ph)), int(x1 * (width - pw))
+        out[i, :, dy : dy + ph, dx : dx + pw] = images[i, :, sy : sy + ph, sx : sx + pw]
+    return out
 
 
 def train_dae(
@@ -81,8 +107,9 @@ def train_dae(
         for start in range(0, len(data), config.batch_size):
             clean = data[order[start : start + config.batch_size]].to(device, memory_format=layout)
             noise = torch.randn(clean.shape, generator=generator).to(device) * config.noise_sigma
+            corrupted = paste_patches(clean, config.patch_prob, generator) + noise
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = F.mse_loss(model(clean + noise).float(), clean)
+                loss = F.mse_loss(model(corrupted).float(), clean)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

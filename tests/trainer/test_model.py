@@ -99,3 +99,19 @@ def test_per_pixel_normalisation_ranks_an_unusual_pixel_above_a_noisy_one() -> N
     assert amap[0, 0, 5, 5] > 5 * max(float(amap[0, 0, 0, 0]), 1e-6)
     assert amap.min() >= 0  # below-normal error is not negative evidence
     assert float(score) == pytest.approx(float(amap.max()))
+
+
+def test_pasted_patches_change_one_rectangle_per_chosen_image() -> None:
+    from trainer.train import paste_patches
+
+    images = torch.rand(6, 1, 32, 32)
+    out = paste_patches(images, 1.0, torch.Generator().manual_seed(0))
+    again = paste_patches(images, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    changed = (out != images).any(dim=1)  # (N, H, W)
+    for i in range(6):
+        ys, xs = torch.nonzero(changed[i], as_tuple=True)
+        assert len(ys) > 0  # random content differs wherever it moved
+        box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        assert box <= 32 * 32 * 0.25**2 * 1.01  # one rectangle, at most a quarter side each way
+    assert torch.equal(paste_patches(images, 0.0, torch.Generator()), images)
