@@ -5,9 +5,21 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= build/demo
 
-.PHONY: setup test demo bench lint clean
+.PHONY: setup system-packages test demo bench lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) system-packages
+
+# A real Mosquitto broker (tests, demo) and systemd-analyze (unit checks), installed once when
+# missing and we may: root on a Debian-like machine. Elsewhere, install them by hand.
+system-packages:
+	@missing=""; \
+	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "please install:$$missing"; fi; \
+	fi
 
 # torch is pinned to the CPU build this workplace has on disk; a bare `torch` would pull CUDA.
 $(STAMP): pyproject.toml

@@ -63,10 +63,20 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--batch", type=int, default=8, help="images per inference call")
     inspect.set_defaults(func=_inspect)
 
+    run = sub.add_parser("run", help="run the line daemon (camera → verdicts → MQTT)")
+    run.add_argument("--config", required=True, type=Path, metavar="FILE")
+    run.set_defaults(func=lambda args: _run_daemon(args.config))
+
     check = sub.add_parser("check-config", help="validate a daemon configuration file")
     check.add_argument("file", type=Path, metavar="FILE")
     check.set_defaults(func=lambda args: check_config_main(args.file))
     return parser
+
+
+def _run_daemon(config: Path) -> int:
+    from edge.daemon.main import run_main  # the daemon's imports are only paid when it runs
+
+    return run_main(config)
 
 
 def _inspect(args: argparse.Namespace) -> int:

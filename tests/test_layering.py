@@ -17,6 +17,8 @@ EDGE_MODULES = [
     "edge.part_ids",
     "edge.registration",
     "edge.mqtt",
+    "edge.daemon",
+    "edge.daemon.main",
     "hw",
     "hw.camera",
     "hw.camera.basler",

@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     timings["inspect"] = time.perf_counter() - t0
     (work / "inspect.jsonl").write_text(inspected)
     print(_summary(data, inspected, report, timings, time.perf_counter() - started))
+
+    from trainer.demo_line import run_line_demo
+
+    print(run_line_demo(engine, data / "test", data / "labels.csv", work / "line"), flush=True)
     return 0
 
 

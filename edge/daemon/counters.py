@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -120,5 +121,5 @@ def percentile(ordered: list[float], q: float) -> float | None:
     """The q-th percentile of sorted values (nearest rank), rounded to µs; None when empty."""
     if not ordered:
         return None
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return round(ordered[rank], 3)

@@ -37,7 +37,9 @@ def result_payload(verdict: Verdict, station: str) -> dict[str, Any]:
         "class_probability": finite_or_none(verdict.class_probability),
         "regions": [_region(r.as_dict()) for r in verdict.regions],
         "latency_ms": {
-            name: round(ms, 3) for name, ms in verdict.latency_ms.items() if math.isfinite(ms) and ms >= 0
+            name: round(ms, 3)
+            for name, ms in verdict.latency_ms.items()
+            if math.isfinite(ms) and ms >= 0
         },
         "engine": _engine(verdict.engine),
         "camera": _camera(verdict.camera),

@@ -1,0 +1,176 @@
+"""The whole line daemon, sustained: parts/s, trigger-to-verdict latency and resident memory.
+
+`partsight run`'s daemon as a subprocess on the pylon camera emulation (software trigger,
+free-running: the next part as soon as the pipeline has room) replaying 128x128 mono synthetic
+frames, judged by ONNX Runtime, every result stored in the outbox (fsync) and published to a
+local Mosquitto. The engine is build/demo/engine when `make demo` left one of that size, else a
+small one trained here in a minute or two (quality does not matter for throughput).
+
+    python bench/bench_daemon.py --out bench/results/latest.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import entry, merge_results
+
+from trainer.demo_line import (
+    LOOPBACK,
+    Mosquitto,
+    ResultListener,
+    daemon_command,
+    daemon_env,
+    emulated_camera,
+    link_frames,
+    station_config,
+    write_config,
+)
+
+SIZE = (128, 128)  # the demo's frames (W, H)
+DEMO_ENGINE = Path("build/demo/engine")
+SEED = 7
+
+
+def engine_and_frames(work: Path) -> tuple[Path, Path, str]:
+    """An engine for 128x128 mono frames and a folder of such frames."""
+    from trainer.synth import SynthConfig, write_dataset
+
+    data = work / "data"
+    write_dataset(data, 60, SynthConfig(size=SIZE), seed=SEED, progress=False)
+    if _fits(DEMO_ENGINE):
+        return DEMO_ENGINE.resolve(), data / "test", f"{DEMO_ENGINE} (make demo)"
+    from trainer.fit import FitConfig, fit
+    from trainer.model import DAEConfig
+    from trainer.train import TrainConfig
+
+    print("training a small engine for the benchmark...", flush=True)
+    config = FitConfig(
+        model=DAEConfig(width=16, depth=3, bottleneck=16),
+        train=TrainConfig(epochs=4, batch_size=16, seed=0),
+        name="bench-daemon",
+        show_progress=False,
+    )
+    return fit(data, work / "engine", config).engine, data / "test", "a small engine trained here"
+
+
+def _fits(engine: Path) -> bool:
+    from edge.bundle import load_bundle
+    from edge.errors import PartSightError
+
+    if not (engine / "manifest.json").is_file():
+        return False
+    try:
+        spec = load_bundle(engine).manifest.input
+    except PartSightError:
+        return False
+    return (spec.source_width, spec.source_height, spec.channels) == (*SIZE, 1)
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """Resident memory now and at its peak (VmRSS, VmHWM), MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def measure(work: Path, seconds: float, warmup_s: float) -> list[dict[str, object]]:
+    engine, frames, engine_note = engine_and_frames(work)
+    _, size = link_frames(frames, work / "frames")
+    assert size == SIZE, f"frames are {size}, expected {SIZE}"
+    broker = Mosquitto(work / "broker")
+    broker.start()
+    config = write_config(
+        work / "partsight.toml",
+        station_config(
+            state_dir=work / "state",
+            engine=engine,
+            camera=emulated_camera(work / "frames", SIZE),
+            mqtt={"host": LOOPBACK, "port": broker.port},
+            pipeline={"deadline_ms": 1000, "trigger": {"free_run": True}},
+            log_level="warning",
+        ),
+    )
+    listener = ResultListener(broker.port)
+    log = (work / "daemon.log").open("wb")
+    daemon = subprocess.Popen(daemon_command(config), env=daemon_env(), stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 120
+        while not listener.arrivals:
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((work / "daemon.log").read_text()[-2000:])
+            time.sleep(0.1)
+        time.sleep(warmup_s)
+        start = time.monotonic()
+        time.sleep(seconds)
+        end = time.monotonic()
+        rss, peak = rss_mb(daemon.pid)
+        load = os.getloadavg()[0]
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        log.close()
+        listener.close()
+        broker.stop()
+    if code != 0:
+        raise RuntimeError(f"the daemon exited with {code}")
+    window = [pid for t, pid in listener.arrivals if start <= t < end]
+    results = listener.snapshot()
+    latencies = sorted(results[pid]["latency_ms"]["total"] for pid in window)
+    reasons = [results[pid]["reason"] for pid in window]
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    note = (
+        f"{SIZE[0]}x{SIZE[1]} mono, pylon emulation, software trigger free run, ONNX Runtime, "
+        f"outbox + Mosquitto; {len(window)} parts over {end - start:.0f} s; {engine_note}"
+    )
+    stages = {
+        name: round(
+            statistics.median(results[pid]["latency_ms"].get(name, 0.0) for pid in window), 3
+        )
+        for name in ("grab", "queue", "inspect", "inference")
+    }
+    return [
+        entry(
+            "daemon_parts_per_s",
+            len(window) / (end - start),
+            "parts/s",
+            note=note,
+            overload=reasons.count("overload"),
+            timeout=reasons.count("timeout"),
+            load_average=round(load, 2),
+        ),
+        entry("daemon_latency_ms_p50", statistics.median(latencies), "ms", stages_p50=stages),
+        entry("daemon_latency_ms_p99", p99, "ms"),
+        entry("daemon_rss_mb", rss, "MiB", peak_mb=round(peak, 1)),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"))
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured, after warm-up")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = measure(Path(tmp), args.seconds, args.warmup)
+    for r in results:
+        print(f"{r['name']}: {r['value']} {r['unit']}")
+    merge_results(args.out, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The inspection stage: registration, inference and the decision, one part at a time.
+
+The engine (edge.inspector.Inspector) registers, scores and decides; this stage turns what it
+says, or why it could not say anything, into the part's verdict:
+
+- a part already past its deadline when it comes off the queue is not inspected: NOK "timeout";
+- ImageError (a frame the engine cannot take): NOK "image";
+- InferenceError (the backend failed): ERROR "inference";
+- a verdict ready after the deadline is not passed late: NOK "timeout" (its score is kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.daemon.decide import judged, rejection
+from edge.daemon.messages import Heartbeat, Outcome, Part
+from edge.daemon.queues import StageQueue
+from edge.daemon.verdict import ERROR, IMAGE, INFERENCE, NOK, TIMEOUT, EngineInfo, Verdict
+from edge.daemon.worker import FatalHandler, Worker
+from edge.errors import ImageError, InferenceError
+from hw.camera.clock import Clock
+
+log = logging.getLogger(__name__)
+
+_GET_TIMEOUT_S = 0.1
+
+
+class PartInspector(Protocol):
+    """What this stage needs of the engine: edge.inspector.Inspector honours it."""
+
+    def inspect(self, image: np.ndarray, source: str = ...) -> Any: ...
+
+
+class InspectionWorker(Worker):
+    def __init__(
+        self,
+        *,
+        inspector: PartInspector,
+        engine: EngineInfo | None,
+        frames: StageQueue[Part | Heartbeat],
+        outputs: StageQueue[Outcome | Heartbeat],
+        clock: Clock,
+        stop: threading.Event,
+        upstream_done: Callable[[], bool],
+        output_alive: Callable[[], bool],
+        on_fatal: FatalHandler,
+    ) -> None:
+        super().__init__("inspection", stop, on_fatal)
+        self.inspector = inspector
+        self.engine = engine
+        self.frames = frames
+        self.outputs = outputs
+        self.clock = clock
+        self._upstream_done = upstream_done
+        self._output_alive = output_alive
+
+    def loop(self) -> None:
+        # On stop, the parts already grabbed are still inspected: in-flight parts finish.
+        while True:
+            try:
+                item = self.frames.get(timeout=_GET_TIMEOUT_S)
+            except queue.Empty:
+                if self.stop_event.is_set() and self._upstream_done():
+                    return
+                continue
+            out: Outcome | Heartbeat = (
+                item if isinstance(item, Heartbeat) else Outcome(self.judge(item), progressed=True)
+            )
+            if not self.outputs.put_while(out, self._output_alive):
+                if isinstance(out, Outcome):  # a heartbeat nobody waits for is no loss
+                    log.error("part %d: the output stage is gone", out.verdict.part_id)
+                return
+
+    def judge(self, part: Part) -> Verdict:
+        started = self.clock.monotonic_ns()
+        latency = dict(part.latency_ms)
+        latency["queue"] = max(0.0, (started - part.enqueued_ns) / 1e6)
+        if part.fault:
+            return self._reject(part, part.fault_verdict, part.fault_reason, part.fault, latency)
+        if started >= part.deadline_ns:
+            return self._reject(part, NOK, TIMEOUT, "deadline passed while queued", latency)
+        grab = part.grab
+        assert grab is not None and grab.image is not None  # a Part without a fault has one
+        source = grab.source or f"part {part.part_id}"
+        try:
+            inspection = self.inspector.inspect(grab.image, source)
+        except ImageError as exc:
+            return self._reject(part, NOK, IMAGE, str(exc), latency, engine=self.engine)
+        except InferenceError as exc:
+            log.error("part %d: inference failed: %s", part.part_id, exc)
+            return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=self.engine)
+        done = self.clock.monotonic_ns()
+        latency.update(_stages(getattr(inspection, "latency_ms", None)))
+        latency["inspect"] = (done - started) / 1e6
+        if done > part.deadline_ns:
+            return self._reject(
+                part,
+                NOK,
+                TIMEOUT,
+                f"verdict ready {(done - part.deadline_ns) / 1e6:.1f} ms after the deadline",
+                latency,
+                engine=self.engine,
+                score=getattr(inspection, "score", None),
+                threshold=getattr(inspection, "threshold", None),
+            )
+        return judged(
+            part_id=part.part_id,
+            trigger_ns=part.trigger_ns,
+            trigger_wall=part.trigger_wall,
+            inspection=inspection,
+            now_ns=done,
+            now_wall=self.clock.time(),
+            latency=latency,
+            camera=part.camera,
+            engine=self.engine,
+            source=grab.source,
+        )
+
+    def _reject(
+        self,
+        part: Part,
+        verdict: str,
+        reason: str,
+        detail: str,
+        latency: Mapping[str, float],
+        *,
+        engine: EngineInfo | None = None,  # the engine, when it was involved
+        score: float | None = None,
+        threshold: float | None = None,
+    ) -> Verdict:
+        return rejection(
+            part_id=part.part_id,
+            trigger_ns=part.trigger_ns,
+            trigger_wall=part.trigger_wall,
+            verdict=verdict,
+            reason=reason,
+            detail=detail,
+            now_ns=self.clock.monotonic_ns(),
+            now_wall=self.clock.time(),
+            latency=latency,
+            camera=part.camera,
+            engine=engine,
+            source=None if part.grab is None else part.grab.source,
+            score=score,
+            threshold=threshold,
+        )
+
+
+def _stages(latency: object) -> dict[str, float]:
+    """The engine's own per-stage latencies (register, preprocess, inference, ...)."""
+    if not isinstance(latency, Mapping):
+        return {}
+    return {str(k): float(v) for k, v in latency.items() if isinstance(v, (int, float))}
