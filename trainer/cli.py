@@ -70,18 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--data", type=Path, required=True)
     fit.add_argument("--out", type=Path, required=True, help="engine bundle folder to write")
     fit.add_argument("--size", type=_size, help="model input HxW (default: the images' size)")
-    fit.add_argument("--epochs", type=int, default=30)
+    fit.add_argument("--epochs", type=int, default=40)
     fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--batch-size", type=int, default=16)
-    fit.add_argument("--lr", type=float, default=2e-3)
+    fit.add_argument("--batch-size", type=int, default=8)
+    fit.add_argument("--lr", type=float, default=3e-3)
     fit.add_argument("--noise", type=float, default=0.1, help="training noise std, [0,1] units")
     fit.add_argument(
-        "--patch-prob", type=float, default=0.0,
+        "--patch-prob", type=float, default=0.5,
         help="chance per training image of a pasted patch the model must undo",
     )  # fmt: skip
     fit.add_argument("--width", type=int, default=8, help="channels after the stem")
     fit.add_argument("--depth", type=int, default=4, help="downsampling stages")
-    fit.add_argument("--bottleneck", type=int, default=32, help="bottleneck channels")
+    fit.add_argument("--bottleneck", type=int, default=8, help="bottleneck channels")
     fit.add_argument("--blocks", type=int, default=1, help="residual blocks per stage")
     fit.add_argument("--score", choices=("mean", "max", "topk"), default="topk")
     fit.add_argument("--topk-fraction", type=float, default=0.005)

@@ -23,7 +23,7 @@ DEMO_SEED = 7
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("build/demo"))
-    parser.add_argument("--count", type=int, default=300, help="training images")
+    parser.add_argument("--count", type=int, default=200, help="training images")
     parser.add_argument("--epochs", type=int, default=40)
     args = parser.parse_args(argv)
 
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(engine),
                 "--epochs",
                 str(args.epochs),
+                "--mask",
+                "auto",
                 "--name",
                 "demo-bracket",
                 "--checkpoint",

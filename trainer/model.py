@@ -22,7 +22,7 @@ class DAEConfig:
     in_channels: int = 1
     width: int = 8  # channels after the stem; doubled at every downsampling
     depth: int = 4  # downsampling stages: the stride is 2**depth
-    bottleneck: int = 32  # channels at the bottleneck (the information that gets through)
+    bottleneck: int = 8  # channels at the bottleneck (the information that gets through)
     blocks: int = 1  # residual blocks per stage
     max_width: int = 128
 

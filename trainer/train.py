@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 16
-    learning_rate: float = 2e-3
+    epochs: int = 40
+    batch_size: int = 8
+    learning_rate: float = 3e-3
     noise_sigma: float = 0.1  # std of the Gaussian noise added to inputs, in [0,1] pixel units
-    patch_prob: float = 0.0  # chance per image of a pasted patch the model must undo
+    patch_prob: float = 0.5  # chance per image of a pasted patch the model must undo
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
 
