@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from edge.errors import BundleError, ImageError, InferenceError
 from edge.images import read_image
 from edge.preprocess import check_image, to_model_input
 from edge.regions import Region, regions_to_frame, top_regions
+
+if TYPE_CHECKING:  # registration (Numba) is imported only by engines that register
+    from edge.registration import Pose, Registrar, Registration
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ class Inspection:
     model_input: np.ndarray | None  # (C, H, W) float32, what the model saw
     regions: list[Region] = field(default_factory=list)  # in frame coordinates
     latency_ms: dict[str, float] = field(default_factory=dict)
-    pose: object | None = None  # edge.registration.Pose when the engine registers
+    pose: Pose | None = None  # where the part lay, when the engine registers
     confidence: float | None = None  # registration confidence in [0, 1]
     to_frame: np.ndarray | None = None  # 2x3 affine: model-input crop pixels → frame pixels
 
@@ -43,7 +47,7 @@ class _Prepared:
     """A frame after registration: the model input, or the reason there is none."""
 
     model_input: np.ndarray | None
-    registration: object | None
+    registration: Registration | None
     register_ms: float
     preprocess_ms: float
 
@@ -63,7 +67,7 @@ class Inspector:
         self.pixel_threshold = scoring.pixel_threshold
         self.registrar = self._registrar(registration_device)
 
-    def _registrar(self, device: str):  # type: ignore[no-untyped-def]
+    def _registrar(self, device: str) -> Registrar | None:
         spec = self.bundle.manifest.registration
         if spec is None:
             return None
@@ -137,8 +141,8 @@ class Inspector:
                     model_input=p.model_input,
                     regions=regions,
                     latency_ms=latency,
-                    pose=getattr(p.registration, "pose", None),
-                    confidence=getattr(p.registration, "confidence", None),
+                    pose=p.registration.pose if p.registration else None,
+                    confidence=p.registration.confidence if p.registration else None,
                     to_frame=to_frame,
                 )
             )
@@ -157,7 +161,7 @@ class Inspector:
         return _Prepared(model_input, registration, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
 
     def _unregistered(self, p: _Prepared, latency: dict[str, float]) -> Inspection:
-        confidence = float(getattr(p.registration, "confidence", 0.0))
+        confidence = p.registration.confidence if p.registration else 0.0
         log.info("part not registered (confidence %.2f)", confidence)
         return Inspection(
             verdict=NOK,
@@ -167,7 +171,7 @@ class Inspector:
             anomaly_map=None,
             model_input=None,
             latency_ms=latency,
-            pose=getattr(p.registration, "pose", None),
+            pose=p.registration.pose if p.registration else None,
             confidence=confidence,
         )
 
@@ -178,7 +182,7 @@ class Inspector:
         from edge.registration import template_to_frame
 
         template = self.registrar.template
-        crop_to_frame = template_to_frame(p.registration.pose, template.ref)  # type: ignore[attr-defined]
+        crop_to_frame = template_to_frame(p.registration.pose, template.ref)
         # Model pixels → crop pixels (the crop may be resized for the model), then → frame.
         sx = template.size[0] / map_shape[1]
         sy = template.size[1] / map_shape[0]

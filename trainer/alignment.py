@@ -15,6 +15,7 @@ import numpy as np
 from edge.registration import Registrar, Template
 from edge.registration.image import to_grey
 from trainer.errors import DatasetError
+from trainer.foreground import stretch_to_uint8
 from trainer.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def reference_view(frame: np.ndarray, margin: float = 1.1) -> np.ndarray:
     holds the whole silhouette at any rotation, `margin` times its radius.
     """
     grey = to_grey(frame)
-    grey8 = cv2.normalize(grey, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    grey8 = stretch_to_uint8(grey)
     _, binary = cv2.threshold(grey8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:

@@ -11,6 +11,12 @@ from trainer.errors import TrainerError
 MIN_COVER, MAX_COVER = 0.02, 0.98
 
 
+def stretch_to_uint8(image: np.ndarray) -> np.ndarray:
+    """Any-range grey image linearly stretched to 0..255, for Otsu."""
+    low, high = float(image.min()), float(image.max())
+    return ((image - low) * (255.0 / max(high - low, 1e-12))).astype(np.uint8)
+
+
 def auto_foreground(inputs: np.ndarray, grow_px: int = 3) -> np.ndarray:
     """uint8 (H, W) mask, 255 on the part, from float (N, C, H, W) aligned good images.
 
@@ -19,7 +25,7 @@ def auto_foreground(inputs: np.ndarray, grow_px: int = 3) -> np.ndarray:
     bent edge stays inside the judged area.
     """
     mean = inputs.mean(axis=(0, 1))
-    gray = cv2.normalize(mean, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    gray = stretch_to_uint8(mean)
     _, binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:

@@ -285,4 +285,3 @@ def _write_labels(path: Path, rows: list[dict[str, str]]) -> None:
 def _write_config(path: Path, config: SynthConfig, seed: int, count: int) -> None:
     doc = {"seed": seed, "count": count, "config": dataclasses.asdict(config)}
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-

@@ -65,8 +65,12 @@ def _window(
     return (slice(y0, y1), slice(x0, x1)), xx - x, yy - y
 
 
-def _blend_tint(canvas: Canvas, cov: np.ndarray, colour: tuple[float, float, float],
-                where: tuple[slice, slice] | None = None) -> None:
+def _blend_tint(
+    canvas: Canvas,
+    cov: np.ndarray,
+    colour: tuple[float, float, float],
+    where: tuple[slice, slice] | None = None,
+) -> None:
     tint = canvas.tint_layer()
     if tint is None:
         return
@@ -207,7 +211,8 @@ def _geometric_change(
     visible = np.maximum(alpha, canvas.alpha)  # shading off the material is never seen
     contrast = part.base_level - part.belt_level  # material against the conveyor
     changed = (np.abs(alpha - canvas.alpha) * contrast > VISIBLE) | (
-        np.abs(shade - part.shade) * visible > VISIBLE)
+        np.abs(shade - part.shade) * visible > VISIBLE
+    )
     canvas.lum += shade - part.shade
     canvas.alpha = alpha
     canvas.mask = to_mask(changed, _grow(part))
@@ -240,8 +245,9 @@ def foreign_material(canvas: Canvas, part: PartModel, rng: np.random.Generator) 
     canvas.mask = _local_mask(canvas, where, changed, part)
 
 
-def _local_mask(canvas: Canvas, where: tuple[slice, slice], local: np.ndarray,
-                part: PartModel) -> np.ndarray:
+def _local_mask(
+    canvas: Canvas, where: tuple[slice, slice], local: np.ndarray, part: PartModel
+) -> np.ndarray:
     full = np.zeros(canvas.lum.shape, bool)
     full[where] = local
     return to_mask(full, _grow(part))
@@ -284,16 +290,16 @@ def lint(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
     canvas.mask = to_mask(_overlay_change(canvas, part, fibre, shade) > VISIBLE, _grow(part))
 
 
-def _overlay_change(canvas: Canvas, part: PartModel, cov: np.ndarray, value: float
-                    ) -> np.ndarray:
+def _overlay_change(canvas: Canvas, part: PartModel, cov: np.ndarray, value: float) -> np.ndarray:
     """How much an overlay changes what is under it (the part, or the conveyor)."""
     under = canvas.alpha * canvas.lum + (1.0 - canvas.alpha) * part.belt_level
     out: np.ndarray = cov * np.abs(value - under)
     return out
 
 
-def _add_overlay(cov_layer: np.ndarray, lum_layer: np.ndarray, cov: np.ndarray,
-                 value: float) -> None:
+def _add_overlay(
+    cov_layer: np.ndarray, lum_layer: np.ndarray, cov: np.ndarray, value: float
+) -> None:
     on = cov > cov_layer
     cov_layer[on] = cov[on]
     lum_layer[on] = value

@@ -60,8 +60,12 @@ def rounded_rect_polygon(cx: float, cy: float, hw: float, hh: float, r: float) -
     r = min(r, hw, hh)
     n = max(4, int(math.pi * r / 3.0))
     pts = []
-    corners = ((hw - r, hh - r, 0.0), (-hw + r, hh - r, 90.0), (-hw + r, -hh + r, 180.0),
-               (hw - r, -hh + r, 270.0))
+    corners = (
+        (hw - r, hh - r, 0.0),
+        (-hw + r, hh - r, 90.0),
+        (-hw + r, -hh + r, 180.0),
+        (hw - r, -hh + r, 270.0),
+    )
     for ox, oy, start in corners:
         t = np.radians(np.linspace(start, start + 90.0, n))
         pts.append(np.stack([cx + ox + r * np.cos(t), cy + oy + r * np.sin(t)], axis=1))

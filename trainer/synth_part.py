@@ -84,8 +84,7 @@ class Highlight:
 class PartModel:
     """Everything fixed for one part family: geometry, finish, shading, palette."""
 
-    def __init__(self, size: tuple[int, int], seed: np.random.SeedSequence, color: bool
-                 ) -> None:
+    def __init__(self, size: tuple[int, int], seed: np.random.SeedSequence, color: bool) -> None:
         geo_rng, tex_rng, look_rng = (np.random.default_rng(s) for s in seed.spawn(3))
         self.size = size
         self.s = float(min(size))
@@ -116,8 +115,9 @@ class PartModel:
         self.outer_edge = np.argwhere((outer <= 1.6) & (self.dist >= 0.5) & (self.dist <= 1.6))
         self._undrilled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._inside: dict[float, np.ndarray] = {}
-        log.debug("part family: %s, %s finish, r_max=%.1f px", self.design.family,
-                  self.finish, self.r_max)
+        log.debug(
+            "part family: %s, %s finish, r_max=%.1f px", self.design.family, self.finish, self.r_max
+        )
 
     def _radius(self) -> float:
         inside = self.alpha > 0
@@ -175,8 +175,9 @@ class PartModel:
         hl = self.highlight
         if hl.kind == "bowtie":
             theta = np.arctan2(self.dy, self.dx)
-            self._hl_index = np.round((theta + math.pi) * (_HL_BINS / (2 * math.pi))).astype(
-                np.int32) % _HL_BINS
+            self._hl_index = (
+                np.round((theta + math.pi) * (_HL_BINS / (2 * math.pi))).astype(np.int32) % _HL_BINS
+            )
             self._hl_coord = np.arange(_HL_BINS) * (2 * math.pi / _HL_BINS) - math.pi
             r = np.sqrt(self.dx**2 + self.dy**2) / (0.45 * self.s)
             self._hl_weight: np.ndarray | None = np.clip(r, 0, 1).astype(np.float32)
@@ -215,12 +216,13 @@ class PartModel:
 def _offsets(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel x and y offsets from the canvas centre (the part's reference point)."""
     cx, cy = canvas_centre(size)
-    yy, xx = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
+    yy, xx = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
     return xx - cx, yy - cy
 
 
-def _tint(options: tuple[tuple[float, float, float], ...], rng: np.random.Generator,
-          color: bool) -> np.ndarray:
+def _tint(
+    options: tuple[tuple[float, float, float], ...], rng: np.random.Generator, color: bool
+) -> np.ndarray:
     choice = options[int(rng.integers(len(options)))]  # drawn in mono too: same family
     return np.array(choice if color else (1.0,), np.float32)
 
@@ -246,8 +248,7 @@ def _brushed(part: PartModel, rng: np.random.Generator) -> tuple[np.ndarray, np.
     across = -part.dx * math.sin(a) + part.dy * math.cos(a)
     index = np.round(across - across.min()).astype(np.int32)
     n = int(index.max()) + 1
-    fine = _norm(gaussian(rng.standard_normal((1, n)).astype(np.float32), 0.6)[0],
-                 FINE_TEXTURE)
+    fine = _norm(gaussian(rng.standard_normal((1, n)).astype(np.float32), 0.6)[0], FINE_TEXTURE)
     streaks = fine[index]
     # Streaks fade along their length; modulate with noise stretched along the brushing.
     grain = rng.standard_normal((h, w)).astype(np.float32)
@@ -262,8 +263,7 @@ def _turned(part: PartModel, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     r = np.sqrt(part.dx**2 + part.dy**2)
     index = np.round(r * 1.5).astype(np.int32)  # lathe marks: concentric rings
     n = int(index.max()) + 1
-    rings = _norm(gaussian(rng.standard_normal((1, n)).astype(np.float32), 0.8)[0],
-                  FINE_TEXTURE)
+    rings = _norm(gaussian(rng.standard_normal((1, n)).astype(np.float32), 0.8)[0], FINE_TEXTURE)
     tex = rings[index]
     tex += _norm(gaussian(rng.standard_normal((h, w)).astype(np.float32), 0.5), 0.008)
     tex += _norm(gaussian(rng.standard_normal((h, w)).astype(np.float32), 0.1 * part.s), 0.01)
@@ -283,8 +283,9 @@ def _cast(part: PartModel, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _rotated_blur(img: np.ndarray, angle: float, sigma_along: float, sigma_across: float
-                  ) -> np.ndarray:
+def _rotated_blur(
+    img: np.ndarray, angle: float, sigma_along: float, sigma_across: float
+) -> np.ndarray:
     """Blur stretched along ``angle`` (radians) by rotating, blurring in x, rotating back."""
     h, w = img.shape
     centre = ((w - 1) / 2.0, (h - 1) / 2.0)
@@ -300,8 +301,13 @@ def _highlight(part: PartModel, rng: np.random.Generator) -> Highlight:
     if part.finish == "turned":
         return Highlight("bowtie", rng.uniform(0, math.pi), 0.0, 0.0, rng.uniform(0.10, 0.16))
     angle = rng.uniform(0, math.pi)
-    return Highlight("band", angle, rng.uniform(-0.15, 0.15) * part.s,
-                     rng.uniform(0.09, 0.14) * part.s, rng.uniform(0.10, 0.16))
+    return Highlight(
+        "band",
+        angle,
+        rng.uniform(-0.15, 0.15) * part.s,
+        rng.uniform(0.09, 0.14) * part.s,
+        rng.uniform(0.10, 0.16),
+    )
 
 
 def _shadow(alpha: np.ndarray, light: tuple[float, float], k: float) -> np.ndarray:

@@ -36,13 +36,14 @@ class Scene:
         self.config = config
         self.w, self.h = config.frame_size
         self.channels = 3 if config.color else 1
-        self.belt = _belt_texture((self.h + _PAD, self.w + _PAD), part.s,
-                                  np.random.default_rng(seed))
+        self.belt = _belt_texture(
+            (self.h + _PAD, self.w + _PAD), part.s, np.random.default_rng(seed)
+        )
 
     def background(self, rng: np.random.Generator, pose: Pose) -> np.ndarray:
         """The conveyor (H, W, C) float32, with shading and loose objects if clutter is on."""
         oy, ox = (int(v) for v in rng.integers(0, _PAD + 1, 2))
-        lum: np.ndarray = self.part.belt_level + self.belt[oy:oy + self.h, ox:ox + self.w]
+        lum: np.ndarray = self.part.belt_level + self.belt[oy : oy + self.h, ox : ox + self.w]
         if self.config.clutter:
             lum = lum * _shading(rng, self.w, self.h)
         lum = lum.astype(np.float32, copy=False)
@@ -58,6 +59,7 @@ class Scene:
 
 def _belt_texture(shape: tuple[int, int], s: float, rng: np.random.Generator) -> np.ndarray:
     """Zero-mean conveyor texture: fine grain, faint running-direction streaks, mottle."""
+
     def noise(sx: float, sy: float, std: float) -> np.ndarray:
         white = rng.standard_normal(shape).astype(np.float32)
         n = cv2.GaussianBlur(white, (0, 0), sigmaX=sx, sigmaY=sy)
@@ -82,8 +84,9 @@ def _shading(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 # ------------------------------------------------------------------------------ clutter
 
 
-def _scatter_objects(img: np.ndarray, part: PartModel, pose: Pose,
-                     rng: np.random.Generator) -> None:
+def _scatter_objects(
+    img: np.ndarray, part: PartModel, pose: Pose, rng: np.random.Generator
+) -> None:
     """Screws, nuts, washers, chalk marks and stains lying on the belt, clear of the part."""
     h, w = img.shape[:2]
     s = part.s
@@ -104,8 +107,15 @@ def _scatter_objects(img: np.ndarray, part: PartModel, pose: Pose,
         placed += 1
 
 
-def _stamp(img: np.ndarray, part: PartModel, kind: str, x: float, y: float, r: float,
-           rng: np.random.Generator) -> None:
+def _stamp(
+    img: np.ndarray,
+    part: PartModel,
+    kind: str,
+    x: float,
+    y: float,
+    r: float,
+    rng: np.random.Generator,
+) -> None:
     """Draw one object into its own window, then blend it into the frame."""
     x0, y0 = int(x - r) - 2, int(y - r) - 2
     size = int(2 * r) + 6
@@ -113,7 +123,7 @@ def _stamp(img: np.ndarray, part: PartModel, kind: str, x: float, y: float, r: f
     x1, y1 = min(img.shape[1], x0 + size), min(img.shape[0], y0 + size)
     shape = (y1 - y0, x1 - x0)
     lx, ly = x - x0, y - y0
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     facing = ((xx - lx) * part.light[0] + (yy - ly) * part.light[1]) / r
     region = img[y0:y1, x0:x1]
     if kind == "stain":
@@ -132,25 +142,29 @@ def _stamp(img: np.ndarray, part: PartModel, kind: str, x: float, y: float, r: f
         return
     if kind == "nut":
         hexagon = circle_polygon(lx, ly, r, 6)
-        cov = fill_coverage(shape, [hexagon]) * (1 - fill_coverage(shape, [
-            circle_polygon(lx, ly, 0.45 * r)]))
+        cov = fill_coverage(shape, [hexagon]) * (
+            1 - fill_coverage(shape, [circle_polygon(lx, ly, 0.45 * r)])
+        )
     elif kind == "washer":
-        cov = fill_coverage(shape, [circle_polygon(lx, ly, r)]) * (1 - fill_coverage(shape, [
-            circle_polygon(lx, ly, 0.5 * r)]))
+        cov = fill_coverage(shape, [circle_polygon(lx, ly, r)]) * (
+            1 - fill_coverage(shape, [circle_polygon(lx, ly, 0.5 * r)])
+        )
     else:
         cov = fill_coverage(shape, [circle_polygon(lx, ly, r)])
     lum = rng.uniform(0.4, 0.55) + 0.18 * facing  # domed/chamfered metal catches the light
     if kind == "screw":
         a = rng.uniform(0, math.pi)
         ex, ey = math.cos(a) * 0.7 * r, math.sin(a) * 0.7 * r
-        slot = fill_coverage(shape, [stadium_polygon((lx - ex, ly - ey), (lx + ex, ly + ey),
-                                                     0.12 * r)])
+        slot = fill_coverage(
+            shape, [stadium_polygon((lx - ex, ly - ey), (lx + ex, ly + ey), 0.12 * r)]
+        )
         lum = lum * (1 - 0.75 * slot)
     _blend(region, cov, lum.astype(np.float32), (1.0, 1.0, 1.02))
 
 
-def _blend(region: np.ndarray, cov: np.ndarray, lum: np.ndarray,
-           colour: tuple[float, float, float]) -> None:
+def _blend(
+    region: np.ndarray, cov: np.ndarray, lum: np.ndarray, colour: tuple[float, float, float]
+) -> None:
     tint = np.asarray(colour if region.shape[2] == 3 else (1.0,), np.float32)
     c = cov[..., None]
     region *= 1.0 - c
@@ -173,14 +187,20 @@ def place(img: np.ndarray, canvas: Canvas, pose: Pose, size: tuple[int, int]) ->
         m = pose_matrix(pose, size)
         x0, y0, x1, y1 = _bbox(m, size, w, h)
         m[:, 2] -= (x0, y0)
-        warped = cv2.warpAffine(layers, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        warped = cv2.warpAffine(
+            layers,
+            m,
+            (x1 - x0, y1 - y0),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
         if warped.ndim == 2:  # pragma: no cover - the stack always has > 1 channel
             warped = warped[..., None]
     rh, rw = warped.shape[:2]
-    region = img[y0:y0 + rh, x0:x0 + rw]
+    region = img[y0 : y0 + rh, x0 : x0 + rw]
     _composite(region, warped, img.shape[2])
-    mask[y0:y0 + rh, x0:x0 + rw] = (warped[..., 5] >= 0.5) * np.uint8(255)
+    mask[y0 : y0 + rh, x0 : x0 + rw] = (warped[..., 5] >= 0.5) * np.uint8(255)
     return mask
 
 
@@ -225,8 +245,9 @@ def _composite(region: np.ndarray, warped: np.ndarray, channels: int) -> None:
 # ---------------------------------------------------------------------------- occlusion
 
 
-def occlude(img: np.ndarray, mask: np.ndarray, pose: Pose, part: PartModel,
-            rng: np.random.Generator) -> bool:
+def occlude(
+    img: np.ndarray, mask: np.ndarray, pose: Pose, part: PartModel, rng: np.random.Generator
+) -> bool:
     """A gripper finger or a shadow bar over part of the part; False if none was placed.
 
     A gripper never hides a labelled defect, so the mask stays the truth of what is visible.
@@ -260,20 +281,25 @@ def occlude(img: np.ndarray, mask: np.ndarray, pose: Pose, part: PartModel,
     return False
 
 
-def _draw_gripper(region: np.ndarray, cov: np.ndarray, c: np.ndarray, u: np.ndarray,
-                  half_w: float, rng: np.random.Generator) -> None:
+def _draw_gripper(
+    region: np.ndarray,
+    cov: np.ndarray,
+    c: np.ndarray,
+    u: np.ndarray,
+    half_w: float,
+    rng: np.random.Generator,
+) -> None:
     """An anodised finger: dark, a soft highlight along its rounded length."""
-    yy, xx = np.mgrid[0:cov.shape[0], 0:cov.shape[1]].astype(np.float32)
+    yy, xx = np.mgrid[0 : cov.shape[0], 0 : cov.shape[1]].astype(np.float32)
     across = ((xx - c[0]) * u[0] + (yy - c[1]) * u[1]) / half_w
-    lum = rng.uniform(0.08, 0.16) + 0.12 * np.exp(-((across - 0.3) / 0.35) ** 2)
+    lum = rng.uniform(0.08, 0.16) + 0.12 * np.exp(-(((across - 0.3) / 0.35) ** 2))
     _blend(region, cov, lum.astype(np.float32), (1.0, 0.95, 0.9))
 
 
 # ------------------------------------------------------------------------------- sensor
 
 
-def expose(img: np.ndarray, gain: float, rng: np.random.Generator, bit_depth: int
-           ) -> np.ndarray:
+def expose(img: np.ndarray, gain: float, rng: np.random.Generator, bit_depth: int) -> np.ndarray:
     """Global gain drift, Gaussian read noise and quantisation to the sensor's bit depth.
 
     The noise comes from OpenCV's generator, seeded from ``rng``: about ten times faster than

@@ -52,7 +52,7 @@ def test_inspect_finds_the_true_pose(posed: tuple[Path, FitResult]) -> None:
     first = next(r for r in rows if r["type"] == "good")
     got = inspector.inspect(read_image(root / first["file"]))
     assert got.confidence is not None and got.confidence > 0.8
-    truth = [r for r in csv.DictReader((root / "labels.csv").open()) if r["split"] == "train"][0]
+    truth = next(r for r in csv.DictReader((root / "labels.csv").open()) if r["split"] == "train")
     # Poses are relative to the template (cut from the first training frame): compare the
     # rotation between two frames with the generator's rotation between them.
     train0 = inspector.inspect(read_image(root / truth["file"]))

@@ -45,8 +45,9 @@ def _read(path: Path) -> np.ndarray:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if
-            p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 # ------------------------------------------------------------------------------- dataset
@@ -65,15 +66,20 @@ def test_an_image_does_not_depend_on_how_many_others_are_generated(tmp_path: Pat
     cfg = SynthConfig(size=(64, 64))
     small = _files(write_dataset(tmp_path / "s", 4, cfg, seed=2, progress=False).path)
     large = _files(write_dataset(tmp_path / "l", 12, cfg, seed=2, progress=False).path)
-    for name in ("train/good/003.png", "test/good/007.png", "test/crack/003.png",
-                 "ground_truth/crack/003_mask.png"):
+    for name in (
+        "train/good/003.png",
+        "test/good/007.png",
+        "test/crack/003.png",
+        "ground_truth/crack/003_mask.png",
+    ):
         assert small[name] == large[name], name
 
 
 def test_layout_counts_and_labels(tmp_path: Path) -> None:
     count = 40
-    summary = write_dataset(tmp_path / "d", count, SynthConfig(size=(64, 64)), seed=1,
-                            progress=False)
+    summary = write_dataset(
+        tmp_path / "d", count, SynthConfig(size=(64, 64)), seed=1, progress=False
+    )
     root = summary.path
     anomalies = (*DEFECT_TYPES, *NUISANCE_TYPES)
     assert summary.counts["train"] == {"good": 40}
@@ -84,7 +90,8 @@ def test_layout_counts_and_labels(tmp_path: Path) -> None:
     assert len(list((root / "test/good").glob("*.png"))) == 10
     for t in anomalies:
         assert sorted(p.name for p in (root / "test" / t).glob("*.png")) == [
-            f"{i:03d}.png" for i in range(4)]
+            f"{i:03d}.png" for i in range(4)
+        ]
     gt_types = sorted(p.name for p in (root / "ground_truth").iterdir())
     assert gt_types == sorted((*DEFECT_TYPES, *LOCAL_NUISANCE_TYPES))
     assert "brightness" not in gt_types
@@ -100,8 +107,14 @@ def test_layout_counts_and_labels(tmp_path: Path) -> None:
     assert all((root / f).is_file() for f in by_file)
     assert by_file["train/good/000.png"]["split"] == "train"
     assert by_file["test/scratch/003.png"] == {
-        "file": "test/scratch/003.png", "split": "test", "class": "defect", "type": "scratch",
-        "x": "31.500", "y": "31.500", "angle_deg": "0.000"}
+        "file": "test/scratch/003.png",
+        "split": "test",
+        "class": "defect",
+        "type": "scratch",
+        "x": "31.500",
+        "y": "31.500",
+        "angle_deg": "0.000",
+    }
     assert by_file["test/dust/000.png"]["class"] == "nuisance"
     assert by_file["test/good/000.png"]["class"] == "good"
 
@@ -118,8 +131,9 @@ def test_minimum_test_counts_and_rewrite_of_a_previous_set(tmp_path: Path) -> No
 
 
 def test_16bit_and_colour_datasets(tmp_path: Path) -> None:
-    s16 = write_dataset(tmp_path / "a", 2, SynthConfig(size=(48, 48), bit_depth=16), seed=3,
-                        progress=False)
+    s16 = write_dataset(
+        tmp_path / "a", 2, SynthConfig(size=(48, 48), bit_depth=16), seed=3, progress=False
+    )
     img = _read(s16.path / "train/good/000.png")
     assert img.dtype == np.uint16 and img.ndim == 2
     assert img.max() > 20000  # scaled to the full 16-bit range, not 8-bit values in 16 bits
@@ -127,8 +141,9 @@ def test_16bit_and_colour_datasets(tmp_path: Path) -> None:
     mask = _read(s16.path / "ground_truth/dent/000_mask.png")
     assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
 
-    col = write_dataset(tmp_path / "b", 2, SynthConfig(size=(48, 48), color=True), seed=3,
-                        progress=False)
+    col = write_dataset(
+        tmp_path / "b", 2, SynthConfig(size=(48, 48), color=True), seed=3, progress=False
+    )
     img = _read(col.path / "test/foreign_material/000.png")
     assert img.dtype == np.uint8 and img.shape == (48, 48, 3)
     assert np.abs(img[..., 0].astype(int) - img[..., 2].astype(int)).max() > 10
@@ -153,8 +168,7 @@ def test_good_parts_have_empty_masks_and_look_like_parts(gen: PartGenerator) -> 
 
 @pytest.mark.parametrize("kind", DEFECT_TYPES)
 def test_defect_masks_are_on_the_part(gen: PartGenerator, kind: str) -> None:
-    contours, _ = cv2.findContours(gen.foreground_mask(), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_NONE)
+    contours, _ = cv2.findContours(gen.foreground_mask(), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     silhouette = cv2.drawContours(np.zeros(SIZE[::-1], np.uint8), contours, -1, 255, -1)
     near_part = cv2.dilate(silhouette, np.ones((5, 5), np.uint8)) > 0
     for seed in range(6):
@@ -214,8 +228,9 @@ def test_defect_size_scales_with_the_view() -> None:
     large = PartGenerator(SynthConfig(size=(256, 256)), seed=4)
     area = {}
     for name, g in (("small", small), ("large", large)):
-        area[name] = np.mean([(g.render("dent", np.random.default_rng(i)).mask > 0).sum()
-                              for i in range(8)])
+        area[name] = np.mean(
+            [(g.render("dent", np.random.default_rng(i)).mask > 0).sum() for i in range(8)]
+        )
     assert 2.5 < area["large"] / area["small"] < 6.0
 
 
@@ -264,8 +279,7 @@ def test_random_pose_in_a_big_frame_is_where_the_part_is() -> None:
         assert _iou(warped > 0, bright) > 0.85, seed
         # A pose turned by 180 degrees does not fit: the pose is unique.
         flipped = Pose(p.x, p.y, p.angle_deg + 180.0)
-        wrong = cv2.warpAffine(fg, pose_matrix(flipped, SIZE), (512, 512),
-                               flags=cv2.INTER_NEAREST)
+        wrong = cv2.warpAffine(fg, pose_matrix(flipped, SIZE), (512, 512), flags=cv2.INTER_NEAREST)
         assert _iou(wrong > 0, bright) < 0.8
         # The defect mask moved with the part.
         assert (s.mask > 0).sum() > 0
@@ -283,8 +297,9 @@ def _bright_part(image: np.ndarray, pose: Pose, radius: float) -> np.ndarray:
 
 
 def test_jitter_stays_small_and_inside() -> None:
-    g = PartGenerator(SynthConfig(size=SIZE, frame=(160, 144), pose_jitter_px=3.0,
-                                  pose_jitter_deg=2.0), seed=2)
+    g = PartGenerator(
+        SynthConfig(size=SIZE, frame=(160, 144), pose_jitter_px=3.0, pose_jitter_deg=2.0), seed=2
+    )
     for seed in range(10):
         p = g.render("good", np.random.default_rng(seed)).pose
         assert abs(p.x - 79.5) <= 3.0 and abs(p.y - 71.5) <= 3.0
