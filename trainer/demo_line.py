@@ -241,6 +241,8 @@ def run_line_demo(
     engine: Path, frames: Path, labels_csv: Path, workdir: Path, timeout_s: float = 120.0
 ) -> str:
     """Run the daemon over every image under `frames` once; return the summary text."""
+    # Absolute: the config file resolves relative paths against its own folder.
+    workdir, frames, labels_csv = workdir.resolve(), frames.resolve(), labels_csv.resolve()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     replay, catalogue, size = _flatten(frames, labels_csv, workdir / "frames")
