@@ -27,7 +27,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 TINY_FIT = FitConfig(
     model=DAEConfig(width=8, depth=3, bottleneck=4),
-    train=TrainConfig(epochs=10, batch_size=8, learning_rate=3e-3, patch_prob=0.5, seed=0),
+    train=TrainConfig(epochs=50, batch_size=8, learning_rate=3e-3, patch_prob=0.5, seed=0),
     mask="auto",
     name="tiny",
     show_progress=False,
