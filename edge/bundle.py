@@ -85,6 +85,11 @@ def _verify_files(root: Path, manifest: Manifest) -> None:
     if manifest.scoring.mask_file:
         needed.add(manifest.scoring.mask_file)
     if manifest.registration:
+        folder = manifest.registration.directory.rstrip("/") + "/"
+        _inside(root, manifest.registration.directory)
+        outside = [f for f in manifest.registration.files if not f.startswith(folder)]
+        if outside:
+            raise BundleError(f"{root}: registration files outside {folder}: {outside}")
         needed |= set(manifest.registration.files)
     if needed - listed:
         raise BundleError(f"{root}: files used but not hashed: {sorted(needed - listed)}")

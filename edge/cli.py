@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -41,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # NaN or inf would pass every part
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="partsight", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"partsight {__version__}")
@@ -56,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         help="image files, or folders searched recursively",
     )
     inspect.add_argument("--engine", required=True, type=Path, help="engine bundle folder")
-    inspect.add_argument("--threshold", type=float, help="override the engine's threshold")
+    inspect.add_argument("--threshold", type=_finite, help="override the engine's threshold")
     inspect.add_argument(
         "--heatmaps", type=Path, metavar="DIR", help="write a heatmap overlay per image here"
     )

@@ -4,6 +4,7 @@ the regions."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ import numpy as np
 
 from edge.backends import InferenceBackend, create_backend
 from edge.bundle import Bundle, load_bundle
-from edge.errors import BundleError, ImageError, InferenceError
+from edge.errors import BundleError, ImageError, InferenceError, PartSightError
 from edge.images import read_image
 from edge.preprocess import check_image, to_model_input
+from edge.manifest import InputSpec
 from edge.regions import Region, regions_to_frame, top_regions
 
 if TYPE_CHECKING:  # registration (Numba) is imported only by engines that register
@@ -59,15 +61,18 @@ class Inspector:
         backend: InferenceBackend,
         threshold: float | None = None,
         registration_device: str = "auto",
+        min_confidence: float | None = None,
     ) -> None:
         self.bundle = bundle
         self.backend = backend
         scoring = bundle.manifest.scoring
         self.threshold = scoring.threshold if threshold is None else threshold
+        if not math.isfinite(self.threshold):  # NaN or inf would pass every part
+            raise BundleError(f"threshold {self.threshold} is not a finite number")
         self.pixel_threshold = scoring.pixel_threshold
-        self.registrar = self._registrar(registration_device)
+        self.registrar = self._registrar(registration_device, min_confidence)
 
-    def _registrar(self, device: str) -> Registrar | None:
+    def _registrar(self, device: str, min_confidence: float | None) -> Registrar | None:
         spec = self.bundle.manifest.registration
         if spec is None:
             return None
@@ -78,7 +83,8 @@ class Inspector:
             template = Template.load(self.bundle.path(spec.directory))
         except TemplateError as exc:
             raise BundleError(f"{self.bundle.root}: registration template: {exc}") from exc
-        return Registrar(template, device=device, min_confidence=spec.min_confidence)
+        confidence = spec.min_confidence if min_confidence is None else min_confidence
+        return Registrar(template, device=device, min_confidence=confidence)
 
     @classmethod
     def open(
@@ -88,10 +94,11 @@ class Inspector:
         threshold: float | None = None,
         threads: int = 0,
         registration_device: str = "auto",
+        min_confidence: float | None = None,
     ) -> Inspector:
         bundle = load_bundle(engine)
         model = create_backend(backend, bundle.path(bundle.manifest.model.file), threads=threads)
-        return cls(bundle, model, threshold, registration_device)
+        return cls(bundle, model, threshold, registration_device, min_confidence)
 
     def inspect(self, image: np.ndarray, source: str = "frame") -> Inspection:
         return self.inspect_batch([image], [source])[0]
@@ -112,6 +119,8 @@ class Inspector:
             infer_ms = (time.perf_counter() - t0) * 1e3 / len(ready)
             if outputs.score.shape != (len(ready),) or not np.all(np.isfinite(outputs.score)):
                 raise InferenceError(f"backend returned unusable scores {outputs.score!r}")
+            if outputs.anomaly_map.shape[:2] != (len(ready), 1):
+                raise InferenceError(f"backend returned maps of shape {outputs.anomaly_map.shape}")
         results = []
         row = 0
         for p in prepared:
@@ -124,12 +133,10 @@ class Inspector:
             amap = outputs.anomaly_map[row, 0]
             row += 1
             to_frame = self._to_frame(p, amap.shape)
-            if to_frame is not None:
-                in_map = top_regions(amap, self.pixel_threshold, (amap.shape[1], amap.shape[0]))
-                regions = regions_to_frame(in_map, to_frame)
-            else:
-                source_size = (spec.source_width, spec.source_height)
-                regions = top_regions(amap, self.pixel_threshold, source_size)
+            regions = regions_to_frame(
+                top_regions(amap, self.pixel_threshold),
+                _resize_affine(amap.shape, spec) if to_frame is None else to_frame,
+            )
             nok = score >= self.threshold
             results.append(
                 Inspection(
@@ -184,10 +191,7 @@ class Inspector:
         template = self.registrar.template
         crop_to_frame = template_to_frame(p.registration.pose, template.ref)
         # Model pixels → crop pixels (the crop may be resized for the model), then → frame.
-        sx = template.size[0] / map_shape[1]
-        sy = template.size[1] / map_shape[0]
-        scale = np.array([[sx, 0.0, (sx - 1) / 2], [0.0, sy, (sy - 1) / 2], [0.0, 0.0, 1.0]])
-        return crop_to_frame @ scale
+        return crop_to_frame @ np.vstack([_scale_affine(map_shape, template.size), [0, 0, 1]])
 
     def check_golden(self) -> None:
         """Re-score the bundle's golden samples; BundleError if this backend disagrees."""
@@ -209,6 +213,17 @@ class Inspector:
         )
 
 
+def _scale_affine(map_shape: tuple[int, ...], size: tuple[int, int]) -> np.ndarray:
+    """2x3 affine from map pixels to the pixels of an image of `size` (W, H) it was resized
+    from; pixel centres at integer coordinates."""
+    sx, sy = size[0] / map_shape[1], size[1] / map_shape[0]
+    return np.array([[sx, 0.0, (sx - 1) / 2], [0.0, sy, (sy - 1) / 2]])
+
+
+def _resize_affine(map_shape: tuple[int, ...], spec: InputSpec) -> np.ndarray:
+    return _scale_affine(map_shape, (spec.source_width, spec.source_height))
+
+
 def inspect_files(
     inspector: Inspector, paths: Sequence[Path], batch_size: int = 8
 ) -> list[tuple[Path, Inspection | ImageError]]:
@@ -219,8 +234,18 @@ def inspect_files(
     pending: list[tuple[Path, np.ndarray]] = []
 
     def flush() -> None:
-        judged = inspector.inspect_batch([im for _, im in pending], [str(p) for p, _ in pending])
-        results.extend((p, j) for (p, _), j in zip(pending, judged, strict=True))
+        try:
+            judged = inspector.inspect_batch(
+                [im for _, im in pending], [str(p) for p, _ in pending]
+            )
+            results.extend((p, j) for (p, _), j in zip(pending, judged, strict=True))
+        except PartSightError:
+            # One bad image must not cost the batch: judge them one by one, errors in place.
+            for path, image in pending:
+                try:
+                    results.append((path, inspector.inspect(image, str(path))))
+                except PartSightError as exc:
+                    results.append((path, ImageError(str(path), str(exc))))
         pending.clear()
 
     for path in paths:

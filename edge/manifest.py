@@ -51,9 +51,11 @@ class ScoringSpec(_Strict):
         description="per_pixel: the map is in units of good parts' per-pixel error spread"
     )
     mask_file: str | None = Field(None, description="foreground mask baked into the graph (PNG)")
-    threshold: float = Field(description="score >= threshold is NOK")
+    threshold: float = Field(allow_inf_nan=False, description="score >= threshold is NOK")
     threshold_rule: str = Field(description="how the threshold was chosen")
-    pixel_threshold: float = Field(description="map level above which a pixel is anomalous")
+    pixel_threshold: float = Field(
+        allow_inf_nan=False, description="map level above which a pixel is anomalous"
+    )
 
 
 class RegistrationSpec(_Strict):
@@ -68,7 +70,7 @@ class RegistrationSpec(_Strict):
 
 class GoldenSample(_Strict):
     file: str = Field(description="image, relative to the bundle")
-    expected_score: float
+    expected_score: float = Field(allow_inf_nan=False)
     rtol: float = Field(1e-3, gt=0, description="relative tolerance a backend must meet")
 
 

@@ -14,6 +14,8 @@ _DTYPE_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 def check_image(image: np.ndarray, spec: InputSpec, source: str) -> None:
     """Refuse a frame the engine was not built for: wrong size, channels or pixel type."""
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ImageError(source, f"unsupported frame shape {image.shape}")
     if image.dtype not in _DTYPE_MAX:
         raise ImageError(source, f"unsupported pixel type {image.dtype} (need 8- or 16-bit)")
     channels = 1 if image.ndim == 2 else image.shape[2]

@@ -21,52 +21,54 @@ class Region:
         return asdict(self)
 
 
-def regions_to_frame(regions: list[Region], to_frame: np.ndarray) -> list[Region]:
-    """Boxes mapped through a 2x3 affine (e.g. the registered pose): each becomes the axis-aligned
-    box around its four transformed corners."""
-    mapped = []
-    scale = float(np.sqrt(abs(np.linalg.det(to_frame[:, :2]))))
-    for r in regions:
-        corners = np.array(
-            [[r.x, r.y, 1], [r.x + r.width, r.y, 1], [r.x, r.y + r.height, 1],
-             [r.x + r.width, r.y + r.height, 1]], dtype=np.float64,
-        )  # fmt: skip
-        xy = corners @ to_frame.T
-        x0, y0 = np.floor(xy.min(axis=0)).astype(int)
-        x1, y1 = np.ceil(xy.max(axis=0)).astype(int)
-        mapped.append(
-            Region(x=int(x0), y=int(y0), width=int(x1 - x0), height=int(y1 - y0), peak=r.peak,
-                   area_px=round(r.area_px * scale * scale))
-        )  # fmt: skip
-    return mapped
-
-
-def top_regions(
-    anomaly_map: np.ndarray, level: float, source_size: tuple[int, int], limit: int = 5
-) -> list[Region]:
-    """Connected areas of the map at or above `level`, highest peak first.
-
-    source_size is (width, height) of the image the map was computed from, so boxes can be drawn
-    on the original frame even when the model runs at a lower resolution.
-    """
+def top_regions(anomaly_map: np.ndarray, level: float, limit: int = 5) -> list[Region]:
+    """Connected areas of the map at or above `level`, highest peak first, in map pixels."""
     above = (anomaly_map >= level).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(above, connectivity=8)
     if count <= 1:
         return []
     peaks = np.full(count, -np.inf, dtype=np.float64)
     np.maximum.at(peaks, labels.ravel().astype(np.intp), anomaly_map.ravel().astype(np.float64))
-    sx = source_size[0] / anomaly_map.shape[1]
-    sy = source_size[1] / anomaly_map.shape[0]
     regions = [
         Region(
-            x=int(stats[i, cv2.CC_STAT_LEFT] * sx),
-            y=int(stats[i, cv2.CC_STAT_TOP] * sy),
-            width=max(1, round(stats[i, cv2.CC_STAT_WIDTH] * sx)),
-            height=max(1, round(stats[i, cv2.CC_STAT_HEIGHT] * sy)),
+            x=int(stats[i, cv2.CC_STAT_LEFT]),
+            y=int(stats[i, cv2.CC_STAT_TOP]),
+            width=int(stats[i, cv2.CC_STAT_WIDTH]),
+            height=int(stats[i, cv2.CC_STAT_HEIGHT]),
             peak=float(peaks[i]),
-            area_px=round(stats[i, cv2.CC_STAT_AREA] * sx * sy),
+            area_px=int(stats[i, cv2.CC_STAT_AREA]),
         )
         for i in range(1, count)
     ]
     regions.sort(key=lambda r: r.peak, reverse=True)
     return regions[:limit]
+
+
+def regions_to_frame(regions: list[Region], to_frame: np.ndarray) -> list[Region]:
+    """Boxes in map pixels carried into frame pixels through a 2x3 affine (a resize, or the
+    registered pose): each becomes the axis-aligned box around its transformed outline.
+
+    Pixel centres sit at integer coordinates, so a box covering pixels x..x+w-1 spans
+    [x - 0.5, x + w - 0.5]; a frame pixel belongs to the result when its centre lies inside.
+    """
+    mapped = []
+    scale = float(np.sqrt(abs(np.linalg.det(to_frame[:, :2]))))
+    for r in regions:
+        x0, y0 = r.x - 0.5, r.y - 0.5
+        x1, y1 = x0 + r.width, y0 + r.height
+        corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], np.float64)
+        xy = corners @ to_frame.T
+        first = np.ceil(xy.min(axis=0) - 1e-9).astype(int)
+        end = np.ceil(xy.max(axis=0) - 1e-9).astype(int)
+        size = np.maximum(end - first, 1)
+        mapped.append(
+            Region(
+                x=int(first[0]),
+                y=int(first[1]),
+                width=int(size[0]),
+                height=int(size[1]),
+                peak=r.peak,
+                area_px=round(r.area_px * scale * scale),
+            )
+        )
+    return mapped

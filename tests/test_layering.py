@@ -23,6 +23,7 @@ EDGE_MODULES = [
     "hw.camera",
     "hw.camera.basler",
     "hw.camera.replay",
+    "hw.reject",
 ]
 
 

@@ -144,6 +144,8 @@ class ScoringHead(nn.Module):
         self.register_buffer("mask", mask[None, None].float() if mask is not None else None)
         # A plain int, so the exported graph has a constant k instead of a data-dependent one.
         self.mask_pixels = int(mask.count_nonzero()) if mask is not None else 0
+        if mask is not None and self.mask_pixels == 0:
+            raise ValueError("the foreground mask is empty: nothing would ever be scored")
         stats = pixel_stats
         self.register_buffer("pixel_mean", stats.mean[None, None] if stats else None)
         self.register_buffer("pixel_std", stats.std[None, None] if stats else None)

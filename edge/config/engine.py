@@ -42,8 +42,8 @@ BackendConfig = Annotated[
 
 class EngineConfig(StrictModel):
     path: ExistingPath = Field(
-        description="the engine bundle: a folder, or a .tar of one (signature and hashes are "
-        "checked when the daemon loads it)"
+        description="the engine bundle folder (every file's hash is checked when the daemon "
+        "loads it; signed .tar bundles come with engine signing)"
     )
     backend: BackendConfig = Field(
         default_factory=OnnxRuntimeBackendConfig,
@@ -61,9 +61,10 @@ class RegistrationConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="where the Hough transform runs; auto: CUDA when usable, else CPU"
     )
-    min_confidence: float = Field(
-        0.5,
+    min_confidence: float | None = Field(
+        None,
         ge=0.0,
         le=1.0,
-        description="a part registered with less confidence is NOK (reason 'registration')",
+        description="a part registered with less confidence is NOK (reason 'registration'); "
+        "omitted: the bundle's own",
     )

@@ -31,6 +31,7 @@ def open_inspector(config: Config) -> Inspector:
         threshold=config.engine.threshold,
         threads=getattr(backend, "threads", 0),
         registration_device=config.registration.device,
+        min_confidence=config.registration.min_confidence,
     )
     inspector.check_golden()
     return inspector

@@ -84,7 +84,9 @@ class Daemon:
         )
         self.engine = engine_info(self.inspector)
         self.camera: Camera = camera or create_camera(config.camera.to_settings(), clock=self.clock)
-        self.reject: RejectOutput = reject or create_reject_output(config.reject)
+        self.reject: RejectOutput = reject or create_reject_output(
+            config.reject, camera=self._pylon_camera, latency_ms=config.pipeline.deadline_ms
+        )
         self.notifier = notifier or Notifier()
         self.publisher: MqttPublisher | None = publisher
         self.part_ids: PartIdStore | None = part_ids
@@ -228,6 +230,11 @@ class Daemon:
     def _on_end(self) -> None:
         self.request_stop("end of the replay")
 
+    def _pylon_camera(self) -> Any:
+        """The open pylon device, for a reject output on the camera's own output line."""
+        camera = getattr(self.camera, "camera", self.camera)  # unwrap ReconnectingCamera
+        return getattr(camera, "instant_camera", None)
+
     # -- the start-up list --------------------------------------------------------------------
 
     def _steps(self) -> list[_Step]:
@@ -235,8 +242,9 @@ class Daemon:
             _Step("state directory", self._make_state_dir, _nothing),
             _Step("part ids", self._open_part_ids, self._close_part_ids),
             _Step("mqtt", self._start_mqtt, self._stop_mqtt),
-            _Step("reject output", self.reject.open, lambda _t: self.reject.close()),
             _Step("camera", self.camera.open, lambda _t: self.camera.close()),
+            # After the camera: a camera output line needs the open device.
+            _Step("reject output", self.reject.open, lambda _t: self.reject.close()),
             _Step("output worker", self._start_output, self._join("output")),
             _Step("inspection worker", self._start_inspection, self._join("inspection")),
             _Step("acquisition worker", self._start_acquisition, self._join("acquisition")),

@@ -24,7 +24,7 @@ from edge.daemon.messages import Heartbeat, Outcome, Part
 from edge.daemon.queues import StageQueue
 from edge.daemon.verdict import ERROR, IMAGE, INFERENCE, NOK, TIMEOUT, EngineInfo, Verdict
 from edge.daemon.worker import FatalHandler, Worker
-from edge.errors import ImageError, InferenceError
+from edge.errors import ImageError, InferenceError, PartSightError
 from hw.camera.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,9 @@ class InspectionWorker(Worker):
             return self._reject(part, NOK, IMAGE, str(exc), latency, engine=self.engine)
         except InferenceError as exc:
             log.error("part %d: inference failed: %s", part.part_id, exc)
+            return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=self.engine)
+        except PartSightError as exc:  # e.g. registration failing on the device: judge, go on
+            log.error("part %d: cannot be judged: %s", part.part_id, exc)
             return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=self.engine)
         done = self.clock.monotonic_ns()
         latency.update(_stages(getattr(inspection, "latency_ms", None)))
