@@ -17,8 +17,8 @@ from edge.backends import InferenceBackend, create_backend
 from edge.bundle import Bundle, load_bundle
 from edge.errors import BundleError, ImageError, InferenceError, PartSightError
 from edge.images import read_image
-from edge.preprocess import check_image, to_model_input
 from edge.manifest import InputSpec
+from edge.preprocess import check_image, to_model_input
 from edge.regions import Region, regions_to_frame, top_regions
 
 if TYPE_CHECKING:  # registration (Numba) is imported only by engines that register
