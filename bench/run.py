@@ -18,6 +18,7 @@ BENCHMARKS = [
     ["bench_registration.py", "--frames", "300", "--opencv-frames", "5"],
     ["bench_registered_engine.py"],
     ["bench_daemon.py"],
+    ["bench_reject.py"],
 ]
 
 
