@@ -73,8 +73,12 @@ class AcquisitionWorker(Worker):
         output_alive: Callable[[], bool],
         on_end: Callable[[], None],
         on_fatal: FatalHandler,
+        on_trigger: Callable[[int, int], None] | None = None,
     ) -> None:
         super().__init__("acquisition", stop, on_fatal)
+        # Told (part_id, trigger_ns) of every part: the reject output arms its own timeout, so
+        # a part is ejected even if every stage after this one stalls.
+        self.on_trigger = on_trigger
         self.camera = camera
         self.part_ids = part_ids
         self.settings = settings
@@ -220,6 +224,8 @@ class AcquisitionWorker(Worker):
 
     def _dispatch(self, part: Part) -> None:
         self.parts += 1
+        if self.on_trigger is not None:
+            self.on_trigger(part.part_id, part.trigger_ns)
         self.in_flight.register(
             Ticket(part.part_id, part.trigger_ns, part.trigger_wall, part.deadline_ns, part.camera)
         )
