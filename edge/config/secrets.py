@@ -3,8 +3,8 @@
 The config holds where a secret is (a file, or a systemd credential name), never the secret
 itself. Loading reads it into a SecretStr, so a missing or unreadable file fails
 `check-config` and start-up, naming the field, and the value never shows in a repr, a dump or
-a log line. Reading follows edge.mqtt.credentials: the first line, without its line ending;
-an empty secret is an error.
+a log line. Reading is edge.secret_file's, shared with the MQTT client: the first line, without
+its line ending; an empty secret is an error.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo
 
 from edge.config.base import StrictModel, context_of
+from edge.secret_file import read_secret_file
 
 CREDENTIALS_DIRECTORY_ENV = "CREDENTIALS_DIRECTORY"  # set by systemd for LoadCredential=
 
@@ -29,16 +30,9 @@ class LoadedSecret(StrictModel):
 
 
 def read_secret(path: Path, what: str) -> SecretStr:
-    """The first line of `path`. Errors name the file and `what`, never the content."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ValueError(f"cannot read {what} from {path}: {why}") from None
-    secret = text.splitlines()[0] if text else ""
-    if not secret:
-        raise ValueError(f"{what} file {path} is empty")
-    return SecretStr(secret)
+    """The first line of `path`, read as the MQTT client reads it. Errors name the file and
+    `what`, never the content."""
+    return SecretStr(read_secret_file(path, what))  # SecretFileError is a ValueError
 
 
 def _load_file(value: Any, info: ValidationInfo) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from edge import secret_file
 from edge.mqtt.errors import MqttConfigError
 
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
@@ -30,14 +31,9 @@ def credential_path(name: str, environ: Mapping[str, str]) -> Path:
 def read_secret_file(path: Path) -> str:
     """The first line of `path` without its line ending; an empty secret is an error."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise MqttConfigError(f"{path}: cannot read MQTT password: {why}") from None
-    secret = text.splitlines()[0] if text else ""
-    if not secret:
-        raise MqttConfigError(f"{path}: MQTT password file is empty")
-    return secret
+        return secret_file.read_secret_file(path, "MQTT password")
+    except secret_file.SecretFileError as exc:
+        raise MqttConfigError(str(exc)) from None
 
 
 def read_password(
