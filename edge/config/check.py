@@ -7,18 +7,27 @@ from pathlib import Path
 
 from edge.config.errors import ConfigError
 from edge.config.loader import load_config
+from edge.config.model import Config
 
 EXIT_OK, EXIT_INVALID = 0, 2
+
+
+def load_or_report(path: Path | str) -> Config | None:
+    """The configuration, or None after printing every problem as `FILE: section.key: message`
+    on stderr (shared by check-config and the daemon's start-up)."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return None
 
 
 def check_config_main(path: Path | str) -> int:
     """Print every problem as `FILE: section.key: message` on stderr and return 2, or
     `FILE: OK` and a one-line summary on stdout and return 0."""
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(line, file=sys.stderr)
+    config = load_or_report(path)
+    if config is None:
         return EXIT_INVALID
     print(f"{path}: OK")
     print(config.summary())

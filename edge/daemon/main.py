@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from edge.config import ConfigError, load_config
+from edge.config.check import load_or_report
 from edge.daemon.daemon import EXIT_FATAL, EXIT_OK, Daemon
 from edge.errors import PartSightError
 from edge.images import quiet_opencv
@@ -28,11 +28,8 @@ __all__ = ["EXIT_FATAL", "EXIT_OK", "EXIT_STARTUP", "main", "run_main"]
 
 def run_main(config_path: Path) -> int:
     """Load the configuration, set up logging, build the daemon and run it until it stops."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(line, file=sys.stderr)
+    config = load_or_report(config_path)
+    if config is None:
         return EXIT_STARTUP
     setup_logging(config.logging.level, config.logging.journald)
     quiet_opencv()

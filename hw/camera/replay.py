@@ -85,21 +85,11 @@ class ReplayCamera:
         self._counter += 1
         self.stats.grabs += 1
         try:
-            image = read_image_file(path)
-        except ValueError as exc:
+            image, error = read_image_file(path), None
+        except ValueError as exc:  # a failed buffer, as a camera would report it
             self.stats.failed_buffers += 1
             log.warning("%s: unreadable image %s: %s", self.name, path, exc)
-            return Grab(
-                image=None,
-                trigger_ns=now_ns,
-                wall_time=wall,
-                time_source="arrival",
-                frame_counter=counter,
-                exposure_us=None,
-                gain_db=None,
-                error=f"unreadable image {path.name}: {exc}",
-                source=str(path),
-            )
+            image, error = None, f"unreadable image {path.name}: {exc}"
         return Grab(
             image=image,
             trigger_ns=now_ns,
@@ -108,6 +98,7 @@ class ReplayCamera:
             frame_counter=counter,
             exposure_us=None,
             gain_db=None,
+            error=error,
             source=str(path),
         )
 
