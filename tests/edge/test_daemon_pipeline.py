@@ -141,11 +141,13 @@ class Slow:
         self.inner, self.bundle, self.threshold = inner, inner.bundle, inner.threshold
         self.delay_s, self.which, self.block = delay_s, which, block
         self.calls = 0
+        self.blocking = threading.Event()  # set once a part is held at `block`
 
     def inspect(self, image: np.ndarray, source: str = "frame") -> Any:
         self.calls += 1
         if self.which(self.calls):
             if self.block is not None:
+                self.blocking.set()
                 self.block.wait(10.0)
             time.sleep(self.delay_s)
         return self.inner.inspect(image, source)
@@ -294,7 +296,10 @@ def test_a_stuck_engine_still_gets_every_part_its_verdict_by_the_deadline(
     release = threading.Event()
     stuck = Slow(inspector, which=lambda n: n == 1, block=release)
     daemon = Daemon(cfg, inspector=stuck, publisher=results.publisher)
-    threading.Timer(0.6, release.set).start()
+    # Held 0.6 s from the moment the engine really is stuck, however slow start-up is.
+    threading.Thread(
+        target=lambda: (stuck.blocking.wait(10.0), time.sleep(0.6), release.set()), daemon=True
+    ).start()
     assert run(daemon) == 0
     payloads = results.payloads()
     assert len(payloads) == 10
