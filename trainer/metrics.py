@@ -108,25 +108,36 @@ def aupr(labels: ArrayLike, scores: ArrayLike) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_pixel_inputs(masks: ArrayLike, maps: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    masks = np.asarray(masks).astype(bool, copy=False)
-    maps = np.asarray(maps)
-    if masks.shape != maps.shape or masks.ndim != 3:
-        raise ValueError(
-            f"masks and maps must both be (N, H, W); got {masks.shape} and {maps.shape}"
-        )
-    return masks, maps
+def _check_pixel_inputs(masks: Any, maps: Any) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Masks and maps, one pair per image, as flat concatenations plus each image's pixel count.
+
+    Accepts (N, H, W) arrays or sequences of (H_i, W_i) arrays (images of different sizes).
+    """
+    mask_list = [np.asarray(m).astype(bool, copy=False) for m in masks]
+    map_list = [np.asarray(m) for m in maps]
+    if len(mask_list) != len(map_list) or not mask_list:
+        raise ValueError(f"need one mask per map; got {len(mask_list)} and {len(map_list)}")
+    for mask, amap in zip(mask_list, map_list, strict=True):
+        if mask.shape != amap.shape or mask.ndim != 2:
+            raise ValueError(
+                f"a mask and its map must be (H, W) alike; got {mask.shape}, {amap.shape}"
+            )
+    sizes = [m.size for m in mask_list]
+    flat_masks = np.concatenate([m.ravel() for m in mask_list])
+    flat_maps = np.concatenate([m.ravel() for m in map_list])
+    return flat_masks, flat_maps, sizes
 
 
-def pixel_auroc(masks: ArrayLike, maps: ArrayLike) -> float:
+def pixel_auroc(masks: Any, maps: Any) -> float:
     """Pixel-wise AUROC over all images, ties counted half (equal to sklearn's roc_auc_score).
 
-    Computed as the Mann-Whitney statistic from two sorted copies of the scores rather than
-    from a full argsort, so the peak extra memory is about two float copies of the maps.
+    masks, maps: (N, H, W) arrays, or sequences of (H_i, W_i) arrays. Computed as the
+    Mann-Whitney statistic from two sorted copies of the scores rather than from a full argsort,
+    so the peak extra memory is about two float copies of the maps.
     """
-    masks, maps = _check_pixel_inputs(masks, maps)
-    pos = maps[masks]
-    neg = maps[~masks]
+    flat_masks, flat_maps, _ = _check_pixel_inputs(masks, maps)
+    pos = flat_maps[flat_masks]
+    neg = flat_maps[~flat_masks]
     if pos.size == 0 or neg.size == 0:
         raise ValueError("pixel AUROC needs both anomalous and normal pixels")
     neg.sort()
@@ -141,18 +152,21 @@ def pixel_auroc(masks: ArrayLike, maps: ArrayLike) -> float:
     return (below + 0.5 * tied) / (float(pos.size) * float(neg.size))
 
 
-def _region_labels(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Globally numbered 8-connected GT regions (0 = anomaly-free) and each region's size."""
-    regions = np.zeros(masks.shape, dtype=np.int32)
+def _region_labels(masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Globally numbered 8-connected GT regions of each (H_i, W_i) mask, flattened and
+    concatenated (0 = anomaly-free), and each region's size."""
+    parts = []
     next_id = 0
-    for i, mask in enumerate(masks):
-        if not mask.any():
-            continue
-        n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-        inside = lab > 0
-        regions[i][inside] = lab[inside] + next_id
-        next_id += n - 1
-    sizes = np.bincount(regions.ravel(), minlength=next_id + 1)
+    for mask in masks:
+        labels = np.zeros(mask.shape, dtype=np.int32)
+        if mask.any():
+            n, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+            inside = lab > 0
+            labels[inside] = lab[inside] + next_id
+            next_id += n - 1
+        parts.append(labels.ravel())
+    regions = np.concatenate(parts)
+    sizes = np.bincount(regions, minlength=next_id + 1)
     return regions, sizes
 
 
@@ -198,10 +212,11 @@ def _area_up_to(x: np.ndarray, y: np.ndarray, x_max: float) -> float:
     return area
 
 
-def aupro(masks: ArrayLike, maps: ArrayLike, fpr_limit: float = 0.3) -> float:
+def aupro(masks: Any, maps: Any, fpr_limit: float = 0.3) -> float:
     """Normalised area under the per-region-overlap curve (MVTec AD), in [0, 1].
 
-    Regions are the 8-connected components of each GT mask; PRO at a threshold is the mean
+    masks, maps: (N, H, W) arrays, or sequences of (H_i, W_i) arrays. Regions are the
+    8-connected components of each GT mask; PRO at a threshold is the mean
     over all regions of the fraction of the region flagged; the x-axis is the FPR over all
     anomaly-free pixels (good images and outside the masks). The area for FPR in
     [0, fpr_limit] is divided by fpr_limit, so a perfect map scores 1.0 and a random one
@@ -209,13 +224,14 @@ def aupro(masks: ArrayLike, maps: ArrayLike, fpr_limit: float = 0.3) -> float:
     """
     if not 0.0 < fpr_limit <= 1.0:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit}")
-    masks, maps = _check_pixel_inputs(masks, maps)
-    regions, sizes = _region_labels(masks)
+    mask_list = [np.asarray(m).astype(bool, copy=False) for m in masks]
+    _, flat_maps, _ = _check_pixel_inputs(mask_list, maps)
+    regions, sizes = _region_labels(mask_list)
     if sizes.size < 2:
         raise ValueError("AUPRO needs at least one anomalous region in the masks")
     if sizes[0] == 0:
         raise ValueError("AUPRO needs anomaly-free pixels")
-    fpr, pro = _pro_curve(maps, regions, sizes, fpr_limit)
+    fpr, pro = _pro_curve(flat_maps, regions, sizes, fpr_limit)
     return _area_up_to(fpr, pro, fpr_limit) / fpr_limit
 
 
@@ -328,18 +344,14 @@ def _pixel_metrics(
         notes.append(f"{what} pixel metrics: not computed ({missing} defect images lack a mask)")
         return None, None
     records = [*defects, *goods]
-    shapes = {r.anomaly_map.shape for r in records}
-    if len(shapes) != 1:
-        notes.append(f"{what} pixel metrics: not computed (anomaly maps differ in size {shapes})")
-        return None, None
     if any(r.gt_mask is not None and r.gt_mask.shape != r.anomaly_map.shape for r in records):
         notes.append(f"{what} pixel metrics: not computed (a mask and its map differ in size)")
         return None, None
-    maps = np.stack([r.anomaly_map for r in records])
+    maps = [r.anomaly_map for r in records]
     # Good parts have no defect pixels, whether or not the dataset ships an empty mask.
-    masks = np.stack(
-        [np.zeros(r.anomaly_map.shape, bool) if r.gt_mask is None else r.gt_mask for r in records]
-    ).astype(bool)
+    masks = [
+        np.zeros(r.anomaly_map.shape, bool) if r.gt_mask is None else r.gt_mask for r in records
+    ]
     return (
         _safe(pixel_auroc, masks, maps, what=f"{what} pixel AUROC", notes=notes),
         _safe(aupro, masks, maps, what=f"{what} AUPRO", notes=notes),

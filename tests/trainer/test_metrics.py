@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -97,27 +98,48 @@ def test_pixel_auroc_chunks_agree(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_pixel_auroc_errors() -> None:
     with pytest.raises(ValueError, match="both"):
         m.pixel_auroc(np.zeros((2, 4, 4), bool), np.zeros((2, 4, 4)))
-    with pytest.raises(ValueError, match="N, H, W"):
+    with pytest.raises(ValueError, match=r"\(H, W\) alike"):
         m.pixel_auroc(np.zeros((4, 4), bool), np.zeros((4, 4)))
-    with pytest.raises(ValueError, match="N, H, W"):
+    with pytest.raises(ValueError, match=r"\(H, W\) alike"):
         m.pixel_auroc(np.zeros((1, 4, 4), bool), np.zeros((1, 4, 5)))
+    with pytest.raises(ValueError, match="one mask per map"):
+        m.pixel_auroc([np.zeros((4, 4), bool)], [])
+
+
+def test_pixel_metrics_on_images_of_different_sizes() -> None:
+    """Real datasets mix image sizes: the pixel metrics pool every pixel of every image, so they
+    equal the same figures computed on the concatenated pixels."""
+    rng = np.random.default_rng(11)
+    shapes = [(12, 20), (7, 9), (16, 16)]
+    masks = [np.zeros(s, bool) for s in shapes]
+    masks[0][2:5, 3:9] = True
+    masks[2][10:14, 1:4] = True
+    maps = [rng.random(s) + 0.8 * k for s, k in zip(shapes, masks, strict=True)]
+    flat_mask = np.concatenate([k.ravel() for k in masks])
+    flat_map = np.concatenate([a.ravel() for a in maps])
+    assert m.pixel_auroc(masks, maps) == pytest.approx(skm.roc_auc_score(flat_mask, flat_map))
+    for limit in (0.05, 0.3):
+        assert m.aupro(masks, maps, limit) == pytest.approx(_reference_aupro(masks, maps, limit))
 
 
 # --- AUPRO -----------------------------------------------------------------------------------
 
 
-def _reference_aupro(masks: np.ndarray, maps: np.ndarray, fpr_limit: float) -> float:
-    """Slow, direct definition: one pass over the images per threshold (test use only)."""
+def _reference_aupro(
+    masks: Sequence[np.ndarray], maps: Sequence[np.ndarray], fpr_limit: float
+) -> float:
+    """Slow, direct definition: one pass over the images per threshold (test use only).
+    masks, maps: one (H_i, W_i) pair per image."""
     eight = np.ones((3, 3), int)
     regions = []
     for i, mask in enumerate(masks):
         lab, n = ndimage.label(mask, structure=eight)
         regions += [(i, lab == k) for k in range(1, n + 1)]
-    free = ~masks
+    n_free = sum(int((~k).sum()) for k in masks)
     points = [(0.0, 0.0)]
-    for t in np.unique(maps)[::-1]:
-        flagged = maps >= t
-        fpr = (flagged & free).sum() / free.sum()
+    for t in np.unique(np.concatenate([a.ravel() for a in maps]))[::-1]:
+        flagged = [a >= t for a in maps]
+        fpr = sum(int((f & ~k).sum()) for f, k in zip(flagged, masks, strict=True)) / n_free
         pro = np.mean([flagged[i][r].mean() for i, r in regions])
         points.append((fpr, pro))
     x, y = np.array(points).T
