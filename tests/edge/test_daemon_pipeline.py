@@ -143,14 +143,16 @@ class Slow:
         self.calls = 0
         self.blocking = threading.Event()  # set once a part is held at `block`
 
-    def inspect(self, image: np.ndarray, source: str = "frame") -> Any:
+    def inspect(
+        self, image: np.ndarray, source: str = "frame", bit_depth: int | None = None
+    ) -> Any:
         self.calls += 1
         if self.which(self.calls):
             if self.block is not None:
                 self.blocking.set()
                 self.block.wait(10.0)
             time.sleep(self.delay_s)
-        return self.inner.inspect(image, source)
+        return self.inner.inspect(image, source, bit_depth)
 
 
 class Failing:
@@ -161,11 +163,13 @@ class Failing:
         self.error, self.which = error, which
         self.calls = 0
 
-    def inspect(self, image: np.ndarray, source: str = "frame") -> Any:
+    def inspect(
+        self, image: np.ndarray, source: str = "frame", bit_depth: int | None = None
+    ) -> Any:
         self.calls += 1
         if self.which(self.calls):
             raise self.error
-        return self.inner.inspect(image, source)
+        return self.inner.inspect(image, source, bit_depth)
 
 
 # -- tests ---------------------------------------------------------------------------------------
