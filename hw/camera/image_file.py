@@ -34,7 +34,7 @@ from hw.errors import ImageFileError, ImageTooLarge
 # decoded as colour, even a grey picture), GIF (palette), float formats (EXR, HDR, PFM).
 IMAGE_SUFFIXES = frozenset(
     {".png", ".tif", ".tiff", ".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".jp2"}
-    | {".pgm", ".ppm", ".pbm", ".pnm"}
+    | {".pgm", ".ppm", ".pnm"}
 )
 # 100 megapixels: above the largest area-scan industrial cameras (≈ 65 MP) with room to spare,
 # yet a 16-bit colour image of this size (600 MB) still fits a Jetson's memory.
@@ -107,8 +107,8 @@ def read_image_file(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     if width * height > max_pixels:
         raise ImageTooLarge(
             str(path),
-            f"{width * height / 1e6:.0f} megapixels ({width} wide, {height} high), more than "
-            f"the limit of {max_pixels / 1e6:g} megapixels; refused before decoding",
+            f"{width * height:,} pixels ({width} wide, {height} high), more than the limit "
+            f"of {max_pixels:,}; refused before decoding",
         )
     try:
         data = np.fromfile(path, dtype=np.uint8)
