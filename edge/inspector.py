@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -253,25 +253,26 @@ def inspect_files(
     spec = inspector.bundle.manifest.input
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        outcomes: list[Inspection | ImageError | np.ndarray] = []
-        for path in chunk:
-            try:
-                image = read_image(path, max_pixels)
-                check_image(image, spec, str(path))
-                outcomes.append(image)
-            except ImageError as exc:
-                outcomes.append(exc)
-        ready = [i for i, o in enumerate(outcomes) if isinstance(o, np.ndarray)]
-        judged = _judge(inspector, [chunk[i] for i in ready], [outcomes[i] for i in ready])
-        for i, result in zip(ready, judged, strict=True):
-            outcomes[i] = result
-        for path, outcome in zip(chunk, outcomes, strict=True):
-            assert not isinstance(outcome, np.ndarray)
-            yield path, outcome
+        read = [_read(path, spec, max_pixels) for path in chunk]
+        images = [image for image in read if isinstance(image, np.ndarray)]
+        ready = [p for p, image in zip(chunk, read, strict=True) if isinstance(image, np.ndarray)]
+        judged = iter(_judge(inspector, ready, images))
+        for path, image in zip(chunk, read, strict=True):
+            yield path, next(judged) if isinstance(image, np.ndarray) else image
+
+
+def _read(path: Path, spec: InputSpec, max_pixels: int) -> np.ndarray | ImageError:
+    """The stored image if the engine can take it, else why not."""
+    try:
+        image = read_image(path, max_pixels)
+        check_image(image, spec, str(path))
+    except ImageError as exc:
+        return exc
+    return image
 
 
 def _judge(
-    inspector: Inspector, paths: Sequence[Path], images: Sequence[Any]
+    inspector: Inspector, paths: Sequence[Path], images: Sequence[np.ndarray]
 ) -> list[Inspection | ImageError]:
     """One batch; if it fails, one by one, so one bad image does not cost the batch."""
     if not images:

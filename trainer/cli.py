@@ -225,7 +225,10 @@ def summary_text(metrics: dict[str, object], report: Path) -> str:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             line += f"; without a mask: {', '.join(missing[:5])}{more}"
         lines.append(line)
-        lines.extend(f"mask warning: {warning}" for warning in masks["warnings"])
+        warnings = masks["warnings"]
+        lines.extend(f"mask warning: {warning}" for warning in warnings[:5])
+        if len(warnings) > 5:
+            lines.append(f"mask warnings: {len(warnings) - 5} more in metrics.json")
     lines.append(f"report: {report}")
     return "\n".join(lines)
 

@@ -100,19 +100,18 @@ def _ground_truth(
     if item.cls == "good":
         return np.zeros(frame, bool)
     mask = dataset.read_mask(item)
-    if item.cls != "defect":
-        return mask
-    tally.defects += 1
-    if mask is None:
-        tally.missing.append(item.file)
-        log.warning("%s: defect image without a ground-truth mask", item.file)
-        return None
-    tally.used += 1
-    problem = mask_problem(mask, frame)
-    if problem:
-        tally.warnings.append(f"{item.mask}: {problem}")
-        log.warning("%s: the mask %s", item.mask, problem)
-    return _resized(mask, (frame[1], frame[0]))
+    if item.cls == "defect":
+        tally.defects += 1
+        if mask is None:
+            tally.missing.append(item.file)
+            log.warning("%s: defect image without a ground-truth mask", item.file)
+        else:
+            tally.used += 1
+            problem = mask_problem(mask, frame)
+            if problem:
+                tally.warnings.append(f"{item.mask}: {problem}")
+                log.warning("%s: the mask %s", item.mask, problem)
+    return None if mask is None else _resized(mask, (frame[1], frame[0]))
 
 
 def _record(

@@ -73,7 +73,7 @@ def test_the_daemon_points_numba_at_its_state_directory(install: Path, tmp_path:
     config.write_text(
         f'[station]\nsite = "s"\nline = "l"\nstation = "t"\nstate_dir = "{state}"\n'
         '[camera]\nkind = "replay"\nfolder = "images"\n[engine]\npath = "engine"\n'
-        '[mqtt]\nenabled = false\n[reject]\nkind = "none"\n[logging]\njournald = \"off\"\n'
+        '[mqtt]\nenabled = false\n[reject]\nkind = "none"\n[logging]\njournald = "off"\n'
     )
     code = (
         "import os, sys\nfrom edge.daemon.main import run_main\n"
