@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from edge.errors import PartSightError
 from edge.images import quiet_opencv
 from trainer.errors import TrainerError
@@ -31,6 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args))
+    except ValidationError as exc:  # one line, not pydantic's multi-line dump
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})"
+            for e in exc.errors(include_url=False)
+        )
+        print(f"partsight-train: error: {exc.title}: {problems}", file=sys.stderr)
+        return EXIT_FAILED
     except (TrainerError, PartSightError, ValueError) as exc:
         print(f"partsight-train: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

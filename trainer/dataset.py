@@ -85,6 +85,9 @@ class Dataset:
             raise DatasetError(f"{root}: missing folder test/")
         if test.is_dir():
             for folder in sorted(p for p in test.iterdir() if p.is_dir()):
+                if folder.name.startswith("."):  # .ipynb_checkpoints is not an anomaly type
+                    log.warning("%s: skipped: hidden", folder)
+                    continue
                 items.extend(
                     _item(root, p, "test", folder.name, labels, masks) for p in _images_in(folder)
                 )
