@@ -118,7 +118,7 @@ def test_a_fit_that_fails_after_training_leaves_no_partial_bundle(
     )  # fmt: skip
     assert code == 2
     assert stderr == (
-        "partsight-train: error: Manifest name: String should match pattern "
+        "partsight-train: error: Manifest: name: String should match pattern "
         "'^[A-Za-z0-9._-]+$' (got 'my engine')\n"
     )
     assert no_bundle_left(out)
