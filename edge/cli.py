@@ -16,15 +16,32 @@ from pathlib import Path
 import cv2
 
 from edge import __version__
+from edge.bit_depth import stored_bits, to_full_scale
 from edge.config import check_config_main
 from edge.errors import ImageError, PartSightError
-from edge.images import find_images, quiet_opencv, read_image
+from edge.images import DEFAULT_MAX_PIXELS, find_images, quiet_opencv, read_image
 from edge.inspector import ERROR, Inspection, Inspector, inspect_files
 from edge.overlay import map_in_frame, overlay_heatmap
 
 log = logging.getLogger("partsight")
 
 EXIT_OK, EXIT_UNJUDGED, EXIT_FAILED = 0, 1, 2
+
+# Every `inspect` line has these keys, in this order; null where a value is unknown (an image
+# that could not be judged has no score, regions or latency; an unregistered part no score).
+LINE_KEYS = (
+    "file",
+    "engine",
+    "verdict",
+    "reason",
+    "score",
+    "threshold",
+    "regions",
+    "latency_ms",
+    "pose",
+    "confidence",
+    "error",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     except PartSightError as exc:
         print(f"partsight: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
 
 
 def _finite(text: str) -> float:
@@ -68,7 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "--heatmaps", type=Path, metavar="DIR", help="write a heatmap overlay per image here"
     )
-    inspect.add_argument("--batch", type=int, default=8, help="images per inference call")
+    inspect.add_argument("--batch", type=_positive_int, default=8, help="images per inference call")
+    inspect.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help="an image with more pixels is refused from its header, before decoding "
+        f"(default {DEFAULT_MAX_PIXELS})",
+    )
     inspect.set_defaults(func=_inspect)
 
     run = sub.add_parser("run", help="run the line daemon (camera → verdicts → MQTT)")
@@ -91,27 +125,34 @@ def _inspect(args: argparse.Namespace) -> int:
     inspector = Inspector.open(args.engine, threshold=args.threshold)
     inspector.check_golden()
     manifest = inspector.bundle.manifest
-    paths = find_images(args.paths)
-    if not paths:
+    listing = find_images(args.paths)
+    for path, why in listing.skipped:
+        print(f"partsight: skipped {path}: {why}", file=sys.stderr)
+    if not listing.files:
         raise ImageError(" ".join(map(str, args.paths)), "no image files found")
     if args.heatmaps:
         args.heatmaps.mkdir(parents=True, exist_ok=True)
+    engine = f"{manifest.name}@{manifest.version}"
     unjudged = 0
-    for path, outcome in inspect_files(inspector, paths, args.batch):
-        line: dict[str, object] = {
-            "file": str(path),
-            "engine": f"{manifest.name}@{manifest.version}",
-        }
+    for path, outcome in inspect_files(inspector, listing.files, args.batch, args.max_pixels):
         if isinstance(outcome, ImageError):
             unjudged += 1
             print(f"partsight: error: {outcome}", file=sys.stderr)
-            line |= {"verdict": ERROR, "reason": "image", "error": outcome.why}
+            line = _line(path, engine, verdict=ERROR, reason="image", error=outcome.why)
+            line["threshold"] = inspector.threshold
         else:
-            line |= _result_fields(outcome)
+            line = _line(path, engine, **_result_fields(outcome))
             if args.heatmaps:
-                _write_heatmap(args.heatmaps, path, outcome, inspector.pixel_threshold)
+                _write_heatmap(args.heatmaps, path, outcome, inspector)
         print(json.dumps(line), flush=True)
     return EXIT_UNJUDGED if unjudged else EXIT_OK
+
+
+def _line(path: Path, engine: str, **fields: object) -> dict[str, object]:
+    """One output line: every key of LINE_KEYS, in that order, null unless given."""
+    line: dict[str, object] = dict.fromkeys(LINE_KEYS)
+    line.update(file=str(path), engine=engine, **fields)
+    return line
 
 
 def _result_fields(result: Inspection) -> dict[str, object]:
@@ -128,14 +169,18 @@ def _result_fields(result: Inspection) -> dict[str, object]:
     }
 
 
-def _write_heatmap(folder: Path, path: Path, result: Inspection, pixel_threshold: float) -> None:
+def _write_heatmap(folder: Path, path: Path, result: Inspection, inspector: Inspector) -> None:
     if result.anomaly_map is None:  # not registered: nothing was scored
         return
     frame = read_image(path)
+    bits = stored_bits(frame, None, inspector.bundle.manifest.input.bit_depth)
+    frame = to_full_scale(frame, bits, str(path))  # a 12-bit file would look almost black
     amap = result.anomaly_map
     if result.to_frame is not None:
         amap = map_in_frame(amap, result.to_frame, (frame.shape[1], frame.shape[0]))
-    picture = overlay_heatmap(frame, amap, vmax=2 * pixel_threshold, regions=result.regions)
+    picture = overlay_heatmap(
+        frame, amap, vmax=2 * inspector.pixel_threshold, regions=result.regions
+    )
     # Folders may repeat file names (MVTec: test/<type>/000.png): keep the parent in the name.
     name = f"{path.parent.name}_{path.stem}_{result.verdict}.png"
     cv2.imwrite(str(folder / name), picture)

@@ -1,8 +1,12 @@
-"""Reading images from disk, strictly: 8- or 16-bit, mono or colour, or a clear ImageError."""
+"""Reading images from disk for the edge runtime and the trainer: hw.camera.image_file's one reader
+and one listing (the replay camera uses the same), with its errors as edge ImageErrors.
+
+8- or 16-bit, mono or colour, suffixes in any case, the size checked from the header before
+decoding (`max_pixels`), or a clear one-line ImageError naming the file.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,10 +14,23 @@ import cv2
 import numpy as np
 
 from edge.errors import ImageError
+from hw.camera.image_file import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    Listing,
+    list_images,
+    read_image_file,
+)
+from hw.errors import ImageFileError
 
-log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset({".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".pgm", ".ppm"})
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "Listing",
+    "find_images",
+    "quiet_opencv",
+    "read_image",
+]
 
 
 def quiet_opencv() -> None:
@@ -22,49 +39,16 @@ def quiet_opencv() -> None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
-def read_image(path: Path | str) -> np.ndarray:
-    """The image as stored: uint8 or uint16, (H, W) mono or (H, W, 3) BGR."""
-    path = Path(path)
+def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The image as stored: uint8 or uint16, (H, W) mono or (H, W, 3) BGR. ImageError (naming
+    the file) if it cannot be read, or if its header declares more than `max_pixels` pixels."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise ImageError(str(path), f"cannot read file ({exc.strerror})") from exc
-    if data.size == 0:
-        raise ImageError(str(path), "empty file")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ImageError(str(path), "not a decodable image (corrupt or unsupported format)")
-    return normalize_layout(image, str(path))
+        return read_image_file(path, max_pixels)
+    except ImageFileError as exc:
+        raise ImageError(exc.path, exc.why) from exc
 
 
-def normalize_layout(image: np.ndarray, source: str) -> np.ndarray:
-    """Mono stays (H, W); colour becomes 3-channel BGR; alpha is dropped; anything else refused."""
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ImageError(source, f"unsupported pixel type {image.dtype} (need 8- or 16-bit)")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3):
-        if min(image.shape[:2]) < 1:
-            raise ImageError(source, "image has no pixels")
-        return image
-    raise ImageError(source, f"unsupported image shape {image.shape}")
-
-
-def find_images(paths: Iterable[Path | str]) -> list[Path]:
-    """Files named directly, plus image files found recursively under folders, sorted per folder."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(
-                sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                )
-            )
-        elif path.exists():
-            found.append(path)
-        else:
-            raise ImageError(str(path), "no such file or folder")
-    return found
+def find_images(paths: Iterable[Path | str], *, recursive: bool = True) -> Listing:
+    """Files named directly, plus the image files under folders (recursively unless told
+    otherwise), in order; what was passed over is in `skipped`, with why."""
+    return list_images(paths, recursive=recursive)

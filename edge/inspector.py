@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge.backends import InferenceBackend, create_backend
+from edge.bit_depth import stored_bits, to_full_scale
 from edge.bundle import Bundle, load_bundle
 from edge.errors import BundleError, ImageError, InferenceError, PartSightError
-from edge.images import read_image
+from edge.images import DEFAULT_MAX_PIXELS, read_image
 from edge.manifest import InputSpec
 from edge.preprocess import check_image, to_model_input
 from edge.regions import Region, regions_to_frame, top_regions
@@ -100,16 +101,30 @@ class Inspector:
         model = create_backend(backend, bundle.path(bundle.manifest.model.file), threads=threads)
         return cls(bundle, model, threshold, registration_device, min_confidence)
 
-    def inspect(self, image: np.ndarray, source: str = "frame") -> Inspection:
-        return self.inspect_batch([image], [source])[0]
+    def inspect(
+        self, image: np.ndarray, source: str = "frame", bit_depth: int | None = None
+    ) -> Inspection:
+        """Judge one image; `bit_depth` as in inspect_batch."""
+        return self.inspect_batch([image], [source], [bit_depth])[0]
 
     def inspect_batch(
-        self, images: Sequence[np.ndarray], sources: Sequence[str]
+        self,
+        images: Sequence[np.ndarray],
+        sources: Sequence[str],
+        bit_depths: Sequence[int | None] | None = None,
     ) -> list[Inspection]:
         """Judge a batch. Raises ImageError for a frame the engine cannot take (naming it);
-        a part that cannot be registered is a NOK with reason "registration", not an error."""
+        a part that cannot be registered is a NOK with reason "registration", not an error.
+
+        `bit_depths`: each image's significant bits when its source knows them (a camera:
+        hw.frame.Grab.bit_depth); None (the default) for image files, read as data of the depth
+        the engine was trained on (edge.bit_depth)."""
         spec = self.bundle.manifest.input
-        prepared = [self._prepare(im, src) for im, src in zip(images, sources, strict=True)]
+        depths = [None] * len(images) if bit_depths is None else bit_depths
+        prepared = [
+            self._prepare(im, src, bits)
+            for im, src, bits in zip(images, sources, depths, strict=True)
+        ]
         ready = [p for p in prepared if p.model_input is not None]
         outputs = None
         infer_ms = 0.0
@@ -155,9 +170,10 @@ class Inspector:
             )
         return results
 
-    def _prepare(self, image: np.ndarray, source: str) -> _Prepared:
+    def _prepare(self, image: np.ndarray, source: str, bit_depth: int | None) -> _Prepared:
         spec = self.bundle.manifest.input
         check_image(image, spec, source)
+        image = to_full_scale(image, stored_bits(image, bit_depth, spec.bit_depth), source)
         t0 = time.perf_counter()
         registration = self.registrar.register(image) if self.registrar else None
         t1 = time.perf_counter()
@@ -225,39 +241,52 @@ def _resize_affine(map_shape: tuple[int, ...], spec: InputSpec) -> np.ndarray:
 
 
 def inspect_files(
-    inspector: Inspector, paths: Sequence[Path], batch_size: int = 8
-) -> list[tuple[Path, Inspection | ImageError]]:
-    """Judge image files in batches; a file that cannot be judged yields its ImageError in place,
-    so one corrupt image never costs the others their result."""
+    inspector: Inspector,
+    paths: Sequence[Path],
+    batch_size: int = 8,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[tuple[Path, Inspection | ImageError]]:
+    """Judge image files in batches, yielding (path, result) in the order of `paths`. A file
+    that cannot be judged (unreadable, a broken link, more than `max_pixels` pixels, a frame
+    the engine refuses) yields its ImageError in its place, so it never costs the others
+    their result."""
     spec = inspector.bundle.manifest.input
-    results: list[tuple[Path, Inspection | ImageError]] = []
-    pending: list[tuple[Path, np.ndarray]] = []
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        read = [_read(path, spec, max_pixels) for path in chunk]
+        images = [image for image in read if isinstance(image, np.ndarray)]
+        ready = [p for p, image in zip(chunk, read, strict=True) if isinstance(image, np.ndarray)]
+        judged = iter(_judge(inspector, ready, images))
+        for path, image in zip(chunk, read, strict=True):
+            yield path, next(judged) if isinstance(image, np.ndarray) else image
 
-    def flush() -> None:
-        try:
-            judged = inspector.inspect_batch(
-                [im for _, im in pending], [str(p) for p, _ in pending]
-            )
-            results.extend((p, j) for (p, _), j in zip(pending, judged, strict=True))
-        except PartSightError:
-            # One bad image must not cost the batch: judge them one by one, errors in place.
-            for path, image in pending:
-                try:
-                    results.append((path, inspector.inspect(image, str(path))))
-                except PartSightError as exc:
-                    results.append((path, ImageError(str(path), str(exc))))
-        pending.clear()
 
-    for path in paths:
+def _read(path: Path, spec: InputSpec, max_pixels: int) -> np.ndarray | ImageError:
+    """The stored image if the engine can take it, else why not."""
+    try:
+        image = read_image(path, max_pixels)
+        check_image(image, spec, str(path))
+    except ImageError as exc:
+        return exc
+    return image
+
+
+def _judge(
+    inspector: Inspector, paths: Sequence[Path], images: Sequence[np.ndarray]
+) -> list[Inspection | ImageError]:
+    """One batch; if it fails, one by one, so one bad image does not cost the batch."""
+    if not images:
+        return []
+    try:
+        return list(inspector.inspect_batch(images, [str(p) for p in paths]))
+    except PartSightError:
+        pass
+    results: list[Inspection | ImageError] = []
+    for path, image in zip(paths, images, strict=True):
         try:
-            image = read_image(path)
-            check_image(image, spec, str(path))
+            results.append(inspector.inspect(image, str(path)))
         except ImageError as exc:
-            results.append((path, exc))
-            continue
-        pending.append((path, image))
-        if len(pending) >= batch_size:
-            flush()
-    if pending:
-        flush()
+            results.append(exc)
+        except PartSightError as exc:
+            results.append(ImageError(str(path), str(exc)))
     return results

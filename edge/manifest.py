@@ -28,7 +28,15 @@ class InputSpec(_Strict):
     source_height: int = Field(gt=0, description="height of the image the engine accepts")
     source_width: int = Field(gt=0, description="width of the image the engine accepts")
     normalization: Literal["dtype_max"] = Field(
-        "dtype_max", description="pixel / 255 for 8-bit, / 65535 for 16-bit, giving [0, 1]"
+        "dtype_max",
+        description="pixel / 255 for 8-bit, / 65535 for 16-bit (after bit_depth), giving [0, 1]",
+    )
+    bit_depth: Literal[8, 10, 12, 14, 16] = Field(
+        16,
+        description="significant bits of the training images' values: 8 for 8-bit images; for "
+        "16-bit ones 10, 12 or 14 when no value exceeded 1023, 4095 or 16383. A 16-bit image "
+        "file is read as data of this depth and shifted up to 16 bits (edge.bit_depth), as a "
+        "camera delivers Mono10/Mono12",
     )
 
 

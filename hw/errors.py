@@ -9,7 +9,10 @@ HardwareError
 │   │                         the message names the setting and the camera feature
 │   └── EndOfStream           a replay camera ran out of images (loop off): a clean end, not a
 │                             fault, so it is neither retried nor reconnected
-└── OutputError               a reject output could not be driven
+├── OutputError               a reject output could not be driven
+└── ImageFileError            an image file that cannot be read (hw.camera.image_file, the reader
+    │                         every entry point shares): names the file and says why in one line
+    └── ImageTooLarge         its header declares more pixels than allowed: refused undecoded
 
 Vendor exceptions (pypylon's genicam errors, gpiod, pymodbus) never leave hw/: each adapter maps
 them here, with the vendor exception chained as the cause. A failed or incomplete camera buffer
@@ -46,3 +49,16 @@ class EndOfStream(CameraError):
 
 class OutputError(HardwareError):
     """A reject output could not be driven."""
+
+
+class ImageFileError(HardwareError):
+    """An image file that cannot be read. `path` names it, `why` says why in one line."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = path
+        self.why = why
+
+
+class ImageTooLarge(ImageFileError):
+    """An image file whose header declares more pixels than the reader may decode."""

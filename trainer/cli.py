@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from edge.errors import PartSightError
 from edge.images import quiet_opencv
 from trainer.errors import TrainerError
@@ -31,20 +33,27 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args))
+    except ValidationError as exc:  # one line, not pydantic's multi-line dump
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})"
+            for e in exc.errors(include_url=False)
+        )
+        print(f"partsight-train: error: {exc.title}: {problems}", file=sys.stderr)
+        return EXIT_FAILED
     except (TrainerError, PartSightError, ValueError) as exc:
         print(f"partsight-train: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 
 def _size(text: str) -> tuple[int, int]:
-    """'W' or 'WxH' → (W, H)."""
-    parts = text.lower().split("x")
+    """'N' or 'HxW' (height first, like every size option here) → (H, W)."""
+    parts = text.lower().replace("×", "x").split("x")
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected N or NxM pixels") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or HxW pixels") from None
     if len(values) not in (1, 2) or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected N or NxM pixels")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected N or HxW pixels")
     return (values[0], values[-1])
 
 
@@ -57,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="write a synthetic metal-part dataset (MVTec AD layout)")
     synth.add_argument("out", type=Path)
     synth.add_argument("--count", type=int, default=200, help="training images (test set scales)")
-    synth.add_argument("--size", type=_size, default=(128, 128), help="part view WxH")
-    synth.add_argument("--frame", type=_size, help="camera frame WxH (default: the part view)")
+    synth.add_argument("--size", type=_size, default=(128, 128), help="part view HxW")
+    synth.add_argument("--frame", type=_size, help="camera frame HxW (default: the part view)")
     synth.add_argument("--random-pose", action="store_true", help="random position and angle")
     synth.add_argument("--clutter", action="store_true", help="background clutter and shading")
     synth.add_argument("--bit-depth", type=int, choices=(8, 16), default=8)
@@ -70,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--data", type=Path, required=True)
     fit.add_argument("--out", type=Path, required=True, help="engine bundle folder to write")
     fit.add_argument("--size", type=_size, help="model input HxW (default: the images' size)")
+    fit.add_argument(
+        "--bit-depth",
+        type=int,
+        choices=(8, 10, 12, 14, 16),
+        help="significant bits of the images' values (default: found from them, e.g. "
+        "16-bit images whose values never exceed 4095 hold 12-bit data)",
+    )
     fit.add_argument("--epochs", type=int, default=40)
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--batch-size", type=int, default=8)
@@ -131,9 +147,9 @@ def _parser() -> argparse.ArgumentParser:
 def _synth(args: argparse.Namespace) -> int:
     from trainer.synth import SynthConfig, write_dataset
 
-    config = SynthConfig(
-        size=args.size,
-        frame=args.frame,
+    config = SynthConfig(  # SynthConfig takes (W, H)
+        size=args.size[::-1],
+        frame=args.frame[::-1] if args.frame else None,
         random_pose=args.random_pose,
         clutter=args.clutter,
         bit_depth=args.bit_depth,
@@ -150,7 +166,8 @@ def _fit(args: argparse.Namespace) -> int:
     from trainer.train import TrainConfig
 
     config = FitConfig(
-        size=(args.size[1], args.size[0]) if args.size else None,
+        size=args.size,
+        bit_depth=args.bit_depth,
         model=DAEConfig(
             width=args.width, depth=args.depth, bottleneck=args.bottleneck, blocks=args.blocks
         ),
@@ -181,6 +198,10 @@ def _fit(args: argparse.Namespace) -> int:
     )
     result = fit(args.data, args.out, config)
     print(
+        f"data: {result.bit_depth.note}; trained on {result.train_images} images, "
+        f"validated on {result.val_images}"
+    )
+    print(
         f"engine: {result.engine}  threshold: {result.threshold:.6g} ({result.threshold_rule})  "
         f"final loss: {result.losses[-1]:.5g}  time: {result.seconds:.0f} s"
     )
@@ -204,8 +225,20 @@ def summary_text(metrics: dict[str, object], report: Path) -> str:
         f"image AUROC {num('image_auroc')}  image AUPR {num('image_aupr')}  "
         f"pixel AUROC {num('pixel_auroc')}  AUPRO {num('aupro')}",
         f"counts: {json.dumps(metrics.get('counts'))}",
-        f"report: {report}",
     ]
+    masks = metrics.get("masks")
+    if isinstance(masks, dict):
+        line = f"masks: {masks['with_mask']} of {masks['defect_images']} defect images have one"
+        missing = masks["missing"]
+        if missing:
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            line += f"; without a mask: {', '.join(missing[:5])}{more}"
+        lines.append(line)
+        warnings = masks["warnings"]
+        lines.extend(f"mask warning: {warning}" for warning in warnings[:5])
+        if len(warnings) > 5:
+            lines.append(f"mask warnings: {len(warnings) - 5} more in metrics.json")
+    lines.append(f"report: {report}")
     return "\n".join(lines)
 
 

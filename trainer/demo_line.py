@@ -17,6 +17,7 @@ import contextlib
 import csv
 import getpass
 import json
+import logging
 import os
 import shutil
 import signal
@@ -32,10 +33,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 LOOPBACK = "127.0.0.1"
 EMULATED_SERIAL = "0815-0000"  # the first camera of the pylon emulation
 STATION = {"site": "demo", "line": "line-1", "station": "station-1"}
-IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
+# What the pylon camera emulation loads (a subset of what edge.images reads).
+EMULATION_SUFFIXES = frozenset({".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg"})
 
 
 # -- configuration files ------------------------------------------------------------------------
@@ -288,24 +292,28 @@ def run_line_demo(
 
 
 def link_frames(frames: Path, out: Path) -> tuple[list[Path], tuple[int, int]]:
-    """The emulation replays one folder in name order: link every image under `frames` into
-    `out`, numbered in sorted path order. Returns the originals in replay order and the size
-    (W, H) of the first."""
-    import cv2
+    """The emulation replays one folder in name order: link every image under `frames` (found
+    by the one image listing, edge.images) into `out`, numbered in sorted path order. Files the
+    emulation cannot load are named and left out. Returns the originals in replay order and the
+    size (W, H) of the first, from its header."""
+    from edge.images import find_images
+    from hw.camera.image_file import read_image_size
+    from hw.errors import ImageFileError
 
-    files = sorted(
-        (p for p in frames.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda p: p.relative_to(frames).parts,
-    )
+    listing = find_images([frames])
+    files = [p for p in listing.files if p.suffix.lower() in EMULATION_SUFFIXES]
+    for path in sorted(set(listing.files) - set(files)):
+        log.warning("%s: left out: the camera emulation does not load %s files", path, path.suffix)
     if not files:
         raise RuntimeError(f"no images under {frames}")
+    try:
+        width, height = read_image_size(files[0].resolve())
+    except ImageFileError as exc:
+        raise RuntimeError(str(exc)) from exc
     out.mkdir(parents=True)
     for index, path in enumerate(files):
         os.symlink(path.resolve(), out / f"{index:06d}{path.suffix.lower()}")
-    first = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
-    if first is None:
-        raise RuntimeError(f"cannot read {files[0]}")
-    return files, (int(first.shape[1]), int(first.shape[0]))
+    return files, (width, height)
 
 
 def _flatten(

@@ -1,12 +1,16 @@
 """`partsight-train evaluate`: score a dataset's test split with an engine, exactly as the line
-would (the edge runtime's Inspector over ONNX Runtime), then write metrics.json and a report."""
+would (the edge runtime's Inspector over ONNX Runtime), then write metrics.json and a report.
+
+metrics.json's `masks` says which ground truth the pixel metrics rest on: how many defect images
+had a mask, which had none (named), and each mask that looks wrong (almost empty, almost
+everything: inverted?, another size than its image), named with what is wrong."""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,7 @@ import numpy as np
 
 from edge.errors import ImageError
 from edge.inspector import Inspection, Inspector, inspect_files
-from trainer.dataset import Dataset, Item
+from trainer.dataset import Dataset, Item, mask_problem
 from trainer.errors import DatasetError
 from trainer.metrics import ImageRecord, evaluate_records
 from trainer.progress import progress_bar
@@ -34,13 +38,33 @@ class Evaluation:
     records: list[ImageRecord]
 
 
+@dataclass
+class _MaskTally:
+    """The ground truth behind the pixel metrics: counts, and the files worth a look."""
+
+    defects: int = 0
+    used: int = 0
+    missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "defect_images": self.defects,
+            "with_mask": self.used,
+            "missing": self.missing,
+            "warnings": self.warnings,
+        }
+
+
 def evaluate(engine: Path, data: Path, out: Path, show_progress: bool = True) -> Evaluation:
     inspector = Inspector.open(engine)
     inspector.check_golden()
     manifest = inspector.bundle.manifest
     dataset = Dataset.load(data, need_test=True)
     size = (manifest.input.width, manifest.input.height)
+    frame = (manifest.input.source_height, manifest.input.source_width)
     records: list[ImageRecord] = []
+    tally = _MaskTally()
     bar = progress_bar(len(dataset.test), "evaluating", "image", enabled=show_progress)
     for start in range(0, len(dataset.test), BATCH):
         items = dataset.test[start : start + BATCH]
@@ -48,10 +72,12 @@ def evaluate(engine: Path, data: Path, out: Path, show_progress: bool = True) ->
         for item, (_, outcome) in zip(items, outcomes, strict=True):
             if isinstance(outcome, ImageError):
                 raise DatasetError(str(outcome))
-            records.append(_record(dataset, item, outcome, size))
+            mask = _ground_truth(dataset, item, frame, tally)
+            records.append(_record(item, outcome, size, mask))
         bar.update(len(items))
     bar.close()
     metrics = evaluate_records(records, inspector.threshold)
+    metrics["masks"] = tally.as_dict()
     metrics["engine"] = {
         "name": manifest.name,
         "version": manifest.version,
@@ -66,27 +92,49 @@ def evaluate(engine: Path, data: Path, out: Path, show_progress: bool = True) ->
     return Evaluation(metrics=metrics, report=report, records=records)
 
 
+def _ground_truth(
+    dataset: Dataset, item: Item, frame: tuple[int, int], tally: _MaskTally
+) -> np.ndarray | None:
+    """The item's defect mask at frame size (H, W), bool; None for a defect without a mask.
+    Counted, and named in the tally (and the log) when missing or when it looks wrong."""
+    if item.cls == "good":
+        return np.zeros(frame, bool)
+    mask = dataset.read_mask(item)
+    if item.cls == "defect":
+        tally.defects += 1
+        if mask is None:
+            tally.missing.append(item.file)
+            log.warning("%s: defect image without a ground-truth mask", item.file)
+        else:
+            tally.used += 1
+            problem = mask_problem(mask, frame)
+            if problem:
+                tally.warnings.append(f"{item.mask}: {problem}")
+                log.warning("%s: the mask %s", item.mask, problem)
+    return None if mask is None else _resized(mask, (frame[1], frame[0]))
+
+
 def _record(
-    dataset: Dataset, item: Item, outcome: Inspection, size: tuple[int, int]
+    item: Item, outcome: Inspection, size: tuple[int, int], mask: np.ndarray | None
 ) -> ImageRecord:
-    """The evaluation record of one judged image, everything in the model's frame."""
+    """The evaluation record of one judged image, everything in the model's frame; `mask` is
+    the ground truth at frame size."""
+    if mask is not None:
+        if outcome.to_frame is None:
+            mask = _resized(mask, size)
+        else:  # ground truth is drawn on the frame: bring it into the registered crop
+            mask = cv2.warpAffine(
+                mask.astype(np.uint8), outcome.to_frame, size,
+                flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+            ).astype(bool)  # fmt: skip
     if outcome.score is None or outcome.anomaly_map is None or outcome.model_input is None:
         # Not registered: the line rejects it, so it ranks as the most anomalous part there is.
         blank = np.zeros((size[1], size[0]), np.float32)
         return ImageRecord(
             file=item.file, cls=item.cls, type=item.type, score=UNREGISTERED_SCORE,
-            anomaly_map=blank + UNREGISTERED_SCORE, gt_mask=dataset.read_mask(item, size),
-            image=blank,
+            anomaly_map=blank + UNREGISTERED_SCORE,
+            gt_mask=mask, image=blank,
         )  # fmt: skip
-    if outcome.to_frame is None:
-        mask = dataset.read_mask(item, size)
-    else:  # ground truth is drawn on the frame: bring it into the registered crop
-        mask = dataset.read_mask(item)
-        if mask is not None:
-            mask = cv2.warpAffine(
-                mask.astype(np.uint8), outcome.to_frame, size,
-                flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-            ).astype(bool)  # fmt: skip
     image = outcome.model_input
     return ImageRecord(
         file=item.file,
@@ -97,6 +145,13 @@ def _record(
         gt_mask=mask,
         image=image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0),
     )
+
+
+def _resized(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """bool mask resized to size=(W, H), nearest neighbour."""
+    if mask.shape == (size[1], size[0]):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
 def _write_scores(path: Path, records: list[ImageRecord], threshold: float) -> None:

@@ -1,8 +1,10 @@
 """`partsight-train fit`: good images in, a verified engine bundle out.
 
-Steps: read train/good → model inputs (the edge runtime's own preprocessing) → hold out a
-validation split → train the DAE → export ONNX (parity-checked) → score the validation split with
-ONNX Runtime → threshold → golden samples → manifest → reload the bundle and re-check it.
+Steps: read train/good → pre-checks (bit depth, variation, size: trainer.precheck) → model
+inputs (the edge runtime's own preprocessing) → hold out a validation split → train the DAE →
+export ONNX (parity-checked) → score the validation split with ONNX Runtime → threshold → golden
+samples → manifest → reload the bundle and re-check it. The bundle is built in `<out>.partial/`,
+which replaces `out` only once it checks out and is removed if anything fails.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 
 from edge import __version__ as edge_version
 from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.bit_depth import stored_bits, to_full_scale
 from edge.bundle import write_manifest
 from edge.inspector import Inspector
 from edge.manifest import (
@@ -45,6 +48,7 @@ from trainer.model import (
     ScoreMethod,
     ScoringHead,
 )
+from trainer.precheck import BitDepth, check_input_size, check_variation, detect_bit_depth
 from trainer.threshold import DEFAULT_RULE, threshold_from_good, threshold_from_labels
 from trainer.train import TrainConfig, train_dae
 
@@ -60,6 +64,7 @@ MIN_TRAIN_IMAGES = 8
 @dataclass(frozen=True)
 class FitConfig:
     size: tuple[int, int] | None = None  # model input (H, W); None = the images' own size
+    bit_depth: int | None = None  # of 16-bit images' values; None = detected (trainer.precheck)
     model: DAEConfig = field(default_factory=DAEConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     score_method: ScoreMethod = "topk"
@@ -86,9 +91,27 @@ class FitResult:
     threshold_rule: str
     losses: list[float]
     seconds: float
+    train_images: int  # the model learnt on these
+    val_images: int  # the threshold was set on these
+    bit_depth: BitDepth
 
 
 def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
+    """Train an engine on `data`/train/good and write its bundle to `out`. DatasetError or
+    TrainerError (one line) when it cannot; `<out>.partial/` never outlives a failure."""
+    try:
+        return _fit(data, out, config)
+    except BaseException:
+        shutil.rmtree(_staging(out), ignore_errors=True)
+        raise
+
+
+def _staging(out: Path) -> Path:
+    """Where the bundle is built before it replaces `out`."""
+    return out.with_name(out.name + ".partial")
+
+
+def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     started = time.perf_counter()
     dataset = Dataset.load(data)
     if len(dataset.train) < MIN_TRAIN_IMAGES:
@@ -96,6 +119,11 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
             f"{data}/train/good: {len(dataset.train)} images, need {MIN_TRAIN_IMAGES}"
         )
     raw = read_uniform(dataset, dataset.train)
+    where = f"{data}/train/good"
+    check_variation(raw, where)
+    depth = detect_bit_depth(raw, config.bit_depth, where)
+    log.info("fit: %s", depth.note)
+    raw = [to_full_scale(im, depth.bits, where) for im in raw]
     aligned = None
     if config.register == "on" or (config.register == "auto" and poses_vary(dataset.root)):
         aligned = align_training_set(
@@ -103,15 +131,16 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
         )
     crops = aligned.crops if aligned else raw
     items = [dataset.train[i] for i in aligned.kept] if aligned else dataset.train
-    spec = _input_spec(raw[0], crops[0], config.size)
+    spec = _input_spec(raw[0], crops[0], config.size, depth.bits)
+    check_input_size(spec.height, spec.width, config.model, config.smoothing_sigma, where)
     inputs = np.stack([to_model_input(im, spec) for im in crops])
     train_idx, val_idx = _split(len(inputs), config.validation_fraction, config.train.seed)
     log.info(
-        "fit: %d training / %d validation images at %dx%d",
+        "fit: %d training / %d validation images at %dx%d (HxW)",
         len(train_idx),
         len(val_idx),
-        spec.width,
         spec.height,
+        spec.width,
     )
 
     model_config = DAEConfig(**{**config.model.as_dict(), "in_channels": spec.channels})
@@ -121,7 +150,7 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     if config.checkpoint:
         save_checkpoint(result.model, config.checkpoint)
 
-    staging = out.with_name(out.name + ".partial")
+    staging = _staging(out)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     stats = _pixel_stats(result.model, inputs[train_idx], config) if config.per_pixel else None
@@ -140,6 +169,11 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
 
     backend = OnnxRuntimeBackend(staging / MODEL_FILE)
     val_scores, val_maps = _score(backend, inputs[val_idx])
+    if not np.all(np.isfinite(val_scores)):
+        raise TrainerError(
+            "the model scores the validation images as nan/inf: training diverged "
+            "(try a lower --lr)"
+        )
     threshold, rule = _threshold(val_scores, config, spec, backend, aligned)
     golden = _golden(
         dataset,
@@ -193,10 +227,14 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     staging.rename(out)
     seconds = time.perf_counter() - started
     log.info("fit: engine written to %s in %.1f s (threshold %.6g)", out, seconds, threshold)
-    return FitResult(out, threshold, rule, result.losses, seconds)
+    return FitResult(
+        out, threshold, rule, result.losses, seconds, len(train_idx), len(val_idx), depth
+    )
 
 
-def _input_spec(frame: np.ndarray, crop: np.ndarray, size: tuple[int, int] | None) -> InputSpec:
+def _input_spec(
+    frame: np.ndarray, crop: np.ndarray, size: tuple[int, int] | None, bit_depth: int
+) -> InputSpec:
     """The engine takes frames of `frame`'s size; the model sees `crop` (the registered window,
     or the frame itself) resized to `size` (default: the crop's own size)."""
     height, width = frame.shape[:2]
@@ -207,6 +245,7 @@ def _input_spec(frame: np.ndarray, crop: np.ndarray, size: tuple[int, int] | Non
         width=model_w,
         source_height=height,
         source_width=width,
+        bit_depth=bit_depth,
     )
 
 
@@ -271,8 +310,10 @@ def _threshold(
     if not any(i.cls == "defect" for i in items):
         raise DatasetError(f"{config.val_data}/test: no defective images to calibrate on")
     kept, crops = [], []
-    for item, frame in zip(items, read_uniform(labelled, items), strict=True):
-        check_image(frame, spec, str(labelled.root / item.file))
+    for item, stored in zip(items, read_uniform(labelled, items), strict=True):
+        source = str(labelled.root / item.file)
+        check_image(stored, spec, source)
+        frame = to_full_scale(stored, stored_bits(stored, None, spec.bit_depth), source)
         if aligned is None:
             kept.append(item)
             crops.append(frame)

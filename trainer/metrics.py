@@ -339,9 +339,15 @@ def _pixel_metrics(
     if not defects:
         notes.append(f"{what} pixel metrics: not computed (no defect images)")
         return None, None
-    missing = sum(r.gt_mask is None for r in defects)
+    missing = [r.file for r in defects if r.gt_mask is None]
     if missing:
-        notes.append(f"{what} pixel metrics: not computed ({missing} defect images lack a mask)")
+        names = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        notes.append(
+            f"{what} pixel metrics: not computed ({len(missing)} defect image(s) without a "
+            f"mask: {names})"
+        )
         return None, None
     records = [*defects, *goods]
     if any(r.gt_mask is not None and r.gt_mask.shape != r.anomaly_map.shape for r in records):

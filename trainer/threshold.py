@@ -1,8 +1,8 @@
 """Choosing the OK/NOK threshold on validation scores.
 
 With labelled defects: the F1-optimal cut. With good parts only: `sigma:K` (mean + K·std of the
-good scores, default K = 3) or `quantile:Q`. Never "the minimum score" (flags everything) nor
-"the maximum good score" (one lucky outlier sets it).
+good scores, default K = 3) or `quantile:Q`, never less than the mean + FLOOR_MARGIN. Never "the
+minimum score" (flags everything) nor "the maximum good score" (one lucky outlier sets it).
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import numpy as np
 from trainer.metrics import f1_optimal_threshold
 
 DEFAULT_RULE = "sigma:3"
+# The threshold stays at least this fraction of the mean good score above that mean: validation
+# scores that barely vary (near-identical training images) would otherwise put it on the good
+# parts' own scores, and they would come out NOK.
+FLOOR_MARGIN = 0.05
 
 
 def parse_rule(rule: str) -> tuple[str, float]:
@@ -34,11 +38,19 @@ def threshold_from_good(scores: np.ndarray, rule: str = DEFAULT_RULE) -> tuple[f
     kind, number = parse_rule(rule)
     if len(scores) < 2:
         raise ValueError("need at least 2 good validation scores to set a threshold")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("good validation scores are not all finite numbers")
+    mean = float(np.mean(scores))
     if kind == "sigma":
-        value = float(np.mean(scores) + number * np.std(scores, ddof=1))
-        return value, f"mean + {number:g} std of {len(scores)} good validation scores"
-    value = float(np.quantile(scores, number))
-    return value, f"{number:g} quantile of {len(scores)} good validation scores"
+        value = mean + number * float(np.std(scores, ddof=1))
+        how = f"mean + {number:g} std of {len(scores)} good validation scores"
+    else:
+        value = float(np.quantile(scores, number))
+        how = f"{number:g} quantile of {len(scores)} good validation scores"
+    floor = mean + max(FLOOR_MARGIN * abs(mean), 1e-6)
+    if value < floor:
+        return floor, f"{how}, raised to the floor mean + {FLOOR_MARGIN:.0%} (scores barely vary)"
+    return value, how
 
 
 def threshold_from_labels(good: np.ndarray, defect: np.ndarray) -> tuple[float, str]:

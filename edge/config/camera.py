@@ -131,6 +131,12 @@ class ReplayCameraConfig(StrictModel):
         False, description="true: deliver frames as fast as they are asked for (ignores rate_hz)"
     )
     loop: bool = Field(_REPLAY["loop"], description="start again after the last image")
+    max_pixels: int = Field(
+        _REPLAY["max_pixels"],
+        gt=0,
+        description="an image file with more pixels is refused from its header, before "
+        "decoding (NOK image)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ReplayCameraConfig:
@@ -141,7 +147,10 @@ class ReplayCameraConfig(StrictModel):
 
     def to_settings(self) -> ReplaySettings:
         return ReplaySettings(
-            folder=self.folder, rate_hz=None if self.free_run else self.rate_hz, loop=self.loop
+            folder=self.folder,
+            rate_hz=None if self.free_run else self.rate_hz,
+            loop=self.loop,
+            max_pixels=self.max_pixels,
         )
 
 

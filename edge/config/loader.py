@@ -3,6 +3,7 @@ every problem with its location (`mqtt.port`, `camera.folder`, `line 3, column 7
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import logging
 import os
@@ -30,6 +31,13 @@ log = logging.getLogger(__name__)
 
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _SECRET_KEYS = frozenset({"password", "passwd", "secret", "token"})
+# UTF-32 first: its little-endian mark begins with UTF-16's.
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
@@ -56,10 +64,18 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document in `path`. A UTF-8 byte-order mark (Windows editors write one) is
+    accepted; UTF-16 or UTF-32 text (its BOM says so) is refused with what to do about it."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(path, [("", f"cannot read: {exc.strerror or exc}")]) from None
+    for bom, encoding in _WIDE_BOMS:
+        if raw.startswith(bom):
+            why = f"{encoding} text (its byte-order mark says so); save it as UTF-8"
+            raise ConfigError(path, [("", why)])
+    try:
+        text = raw.decode("utf-8-sig")  # drops a UTF-8 byte-order mark
     except UnicodeDecodeError as exc:
         why = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
         raise ConfigError(path, [("", why)]) from None
@@ -152,10 +168,16 @@ def _locate(loc: tuple[int | str, ...]) -> tuple[list[str], type[BaseModel] | No
         if field is not None:
             members = _models_in(field.annotation)
             if field.discriminator is not None and len(members) > 1:
-                union = {m.model_fields["kind"].default: m for m in members}
+                union = {tag: m for m in members for tag in _tags(m, field.discriminator)}
             elif len(members) == 1:
                 model = members[0]
     return parts, parent
+
+
+def _tags(model: type[BaseModel], discriminator: Any) -> tuple[str, ...]:
+    """The tag values that select `model` in a discriminated union (its Literal field)."""
+    field = model.model_fields.get(str(discriminator))
+    return tuple(str(v) for v in typing.get_args(field.annotation)) if field else ()
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

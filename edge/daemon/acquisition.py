@@ -5,7 +5,8 @@
   timeout or a lost camera makes it a NOK "camera".
 - Hardware trigger (and replay): waits for the next frame; a timeout only means no part came.
   Frames the camera's counter says were lost are parts too (NOK "camera").
-- A frame the camera delivered broken is an ERROR "camera"; one of the wrong size a NOK "image".
+- A frame the camera delivered broken is an ERROR "camera"; one it delivered but that cannot be
+  judged (the wrong size, an image file too large to decode: Grab.fault "image") a NOK "image".
 - The frames queue full: the part is dropped as NOK "overload", straight to the output stage.
 - No part for `heartbeat_s`: a heartbeat goes down the pipeline, for the watchdog.
 - A replay at its end (EndOfStream): the daemon stops cleanly.
@@ -37,9 +38,6 @@ log = logging.getLogger(__name__)
 
 TriggerMode = Literal["software", "hardware"]
 
-# hw.camera.basler refuses a frame whose size differs from the configured one with this error;
-# the camera worked, the image is what cannot be judged, so the part is an "image" NOK.
-_WRONG_SIZE_PREFIX = "wrong frame size"
 # A counter jump larger than this is a camera reset or a wrap, not lost parts.
 _MAX_MISSED_PARTS = 1000
 # While the camera is gone, how long to wait between attempts (without a reconnect schedule).
@@ -163,7 +161,9 @@ class AcquisitionWorker(Worker):
         )
         if not grab.ok:
             part.fault = grab.error or "no image"
-            if part.fault.startswith(_WRONG_SIZE_PREFIX):
+            # The camera worked but its image cannot be judged (the wrong size, an image file
+            # too large to decode): an "image" NOK, like a frame the engine refuses.
+            if grab.fault == "image":
                 part.fault_verdict, part.fault_reason = NOK, IMAGE
             else:
                 part.fault_verdict, part.fault_reason = ERROR, CAMERA

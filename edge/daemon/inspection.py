@@ -35,7 +35,7 @@ _GET_TIMEOUT_S = 0.1
 class PartInspector(Protocol):
     """What this stage needs of the engine: edge.inspector.Inspector honours it."""
 
-    def inspect(self, image: np.ndarray, source: str = ...) -> Any: ...
+    def inspect(self, image: np.ndarray, source: str = ..., bit_depth: int | None = ...) -> Any: ...
 
 
 class InspectionWorker(Worker):
@@ -90,7 +90,7 @@ class InspectionWorker(Worker):
         assert grab is not None and grab.image is not None  # a Part without a fault has one
         source = grab.source or f"part {part.part_id}"
         try:
-            inspection = self.inspector.inspect(grab.image, source)
+            inspection = self.inspector.inspect(grab.image, source, grab.bit_depth)
         except ImageError as exc:
             return self._reject(part, NOK, IMAGE, str(exc), latency, engine=self.engine)
         except InferenceError as exc:

@@ -16,6 +16,7 @@ from edge.config.check import load_or_report
 from edge.daemon.daemon import EXIT_FATAL, EXIT_OK, Daemon
 from edge.errors import PartSightError
 from edge.images import quiet_opencv
+from edge.numba_cache import use_cache_dir
 from edge.systemd import setup_logging
 from hw.errors import HardwareError
 
@@ -33,6 +34,9 @@ def run_main(config_path: Path) -> int:
         return EXIT_STARTUP
     setup_logging(config.logging.level, config.logging.journald)
     quiet_opencv()
+    # Before the engine's registration is compiled: a read-only install has nowhere else to
+    # keep Numba's cache (the unit sets NUMBA_CACHE_DIR itself; a plain `partsight run` may not).
+    use_cache_dir(config.station.state_dir / "cache" / "numba")
     try:
         daemon = Daemon(config)
         return daemon.run_forever()

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from numba import njit
+
+from edge.numba_cache import cached_njit
 
 # Gradient orientation is carried as an integer code, N_ORI codes per full turn, so that the
 # voting kernels (CPU and CUDA) work in integers only and agree bit for bit.
@@ -50,7 +51,7 @@ def edge_points(image: np.ndarray, threshold: float, x0: int = 0, y0: int = 0) -
     return EdgePoints(xs, ys, ori, mag)
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _nms(
     gx: np.ndarray, gy: np.ndarray, threshold: np.float32
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

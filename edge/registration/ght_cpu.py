@@ -15,20 +15,21 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, prange
 
+from edge.numba_cache import cached_njit
 from edge.registration.edges import N_ORI, EdgePoints
 from edge.registration.rtable import VOTE_HALF, VOTE_SHIFT, Hypotheses, RTable, ring_range
 
 log = logging.getLogger(__name__)
 
-_ring = njit(cache=True, nogil=True)(ring_range)
+_ring = cached_njit(nogil=True)(ring_range)
 
 # Below about this many votes a parallel region costs more (thread wake-up) than it saves.
 PARALLEL_MIN_VOTES = 200_000
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def vote_slice(
     h: int,
     fx: np.ndarray,
@@ -75,7 +76,7 @@ def vote_slice(
                 acc[h, vy, vx] += 1
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def slice_peak(acc: np.ndarray, h: int) -> tuple[int, int]:
     """(votes, flat index) of the maximum of ``acc[h]``; ties go to the lowest index."""
     _, ah, aw = acc.shape
@@ -90,7 +91,7 @@ def slice_peak(acc: np.ndarray, h: int) -> tuple[int, int]:
     return best, at
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def vote_peak_running(
     h: int,
     fx: np.ndarray,
@@ -150,7 +151,7 @@ def vote_peak_running(
     return best, at
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def vote_peaks(
     fx: np.ndarray,
     fy: np.ndarray,
@@ -184,7 +185,7 @@ def vote_peaks(
             best_idx[h] = i
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def vote_peaks_serial(
     fx: np.ndarray,
     fy: np.ndarray,
@@ -215,7 +216,7 @@ def vote_peaks_serial(
         best_idx[h] = i
 
 
-@njit(parallel=True, cache=True)
+@cached_njit(parallel=True)
 def vote_full(
     fx: np.ndarray,
     fy: np.ndarray,

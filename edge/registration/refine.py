@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from numba import njit
 
+from edge.numba_cache import cached_njit
 from edge.registration.pose import Pose
 
 CONFIRM_PX = 1.0  # a point is confirmed when its edge is at most this far from where it maps
@@ -83,7 +83,7 @@ def refine(
     return Pose(x, y, math.degrees(a), s), conf
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@cached_njit(nogil=True, fastmath=True)
 def _bilinear(img: np.ndarray, x: float, y: float) -> float:
     x0 = math.floor(x)
     y0 = math.floor(y)
@@ -94,7 +94,7 @@ def _bilinear(img: np.ndarray, x: float, y: float) -> float:
     return top * (1.0 - fy) + bottom * fy
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _edge_along(
     img: np.ndarray, qx: float, qy: float, mx: float, my: float, radius: int, floor: float
 ) -> tuple[float, float]:
@@ -142,7 +142,7 @@ def _edge_along(
     return best_t, best_g
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _localise(
     img: np.ndarray, x: np.ndarray, y: np.ndarray, nx: np.ndarray, ny: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,7 +162,7 @@ def _localise(
     return ox, oy, st
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Gaussian elimination with partial pivoting (tiny systems; avoids a LAPACK dependency).
     Returns zeros for a singular system."""
@@ -194,7 +194,7 @@ def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True)
+@cached_njit(nogil=True)
 def _refine(
     img: np.ndarray,
     ox: float,

@@ -31,7 +31,7 @@ from hw.camera.removal import RemovalMonitor
 from hw.camera.settings import BaslerSettings
 from hw.camera.stats import CameraStats
 from hw.errors import CameraConfigError, CameraDisconnected, CameraTimeout
-from hw.frame import Grab, TimeSource
+from hw.frame import Grab, GrabFault, TimeSource
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class BaslerCamera:
             self.stats.missed_frames += missed
             log.warning("%s: %d frame(s) lost before BlockID %s", self.name, missed, counter)
         self.stats.grabs += 1
-        image, error = self._image(result)
+        image, error, fault = self._image(result)
         if error is not None:
             self.stats.failed_buffers += 1
             log.warning("%s: %s (BlockID %s)", self.name, error, counter)
@@ -235,23 +235,27 @@ class BaslerCamera:
             gain_db=self._applied.gain_db,
             error=error,
             missed=missed,
+            fault=fault,
+            # to_image brings 10- and 12-bit values MSB-aligned into 16 bits
+            bit_depth=None if image is None else 8 * image.itemsize,
         )
 
-    def _image(self, result: Any) -> tuple[np.ndarray | None, str | None]:
-        """The frame's image, or None and why it cannot be used."""
+    def _image(self, result: Any) -> tuple[np.ndarray | None, str | None, GrabFault]:
+        """The frame's image, or None, why it cannot be used and whose fault that is."""
         assert self._applied is not None and self._genicam is not None
         if not result.GrabSucceeded():
             code, why = result.GetErrorCode(), result.GetErrorDescription()
-            return None, f"incomplete buffer (error {code:#x}: {why})"
+            return None, f"incomplete buffer (error {code:#x}: {why})", "camera"
         size = (result.GetWidth(), result.GetHeight())
         configured = (self._applied.width, self._applied.height)
         if size != configured:
-            return None, "wrong frame size {}x{}, configured {}x{}".format(*size, *configured)
+            wrong = "wrong frame size {}x{}, configured {}x{}".format(*size, *configured)
+            return None, wrong, "image"
         try:
             # GetArray copies the buffer (GetArrayZeroCopy would not), so releasing is safe.
-            return to_image(result.GetArray(), self._format), None
+            return to_image(result.GetArray(), self._format), None, "camera"
         except (ValueError, self._genicam.GenericException) as exc:
-            return None, f"unusable buffer: {short_message(exc)}"
+            return None, f"unusable buffer: {short_message(exc)}", "camera"
 
     def _check_removed(self) -> None:
         if self._removal is not None and self._removal.removed():

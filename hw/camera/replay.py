@@ -1,11 +1,16 @@
 """The replay camera: a folder of images played back as if a camera took them.
 
 A real, shipped camera (demos, re-inspecting recorded parts, soak tests without hardware), not a
-test double. Images are found recursively (png, bmp, tif), played in sorted order of their
-paths, at `rate_hz` paced against the monotonic clock, optionally looping.
+test double. Images are found recursively by the reader every entry point shares
+(hw.camera.image_file: PNG, TIFF, BMP, JPEG, ..., suffixes in any case, symbolic links
+followed), played in sorted order of their paths, at `rate_hz` paced against the monotonic clock,
+optionally looping. Files passed over (not images, hidden) are named in the log when it opens.
 
-- An unreadable image is a Grab with `error` set (like a camera's failed buffer), never an
-  exception: the part still gets its verdict.
+- An unreadable image (corrupt, a broken symbolic link) is a Grab with `error` set, like a
+  camera's failed buffer (ERROR "camera"); one whose header declares more than `max_pixels` is
+  refused undecoded, a Grab with `fault="image"` (NOK "image"). Never an exception: the part
+  still gets its verdict and the replay goes on.
+- Frames carry `bit_depth=None`: a 16-bit file may hold 12-bit values, the engine decides.
 - The frame counter counts every delivered grab, across loops; replay never misses frames.
 - The end of the folder without `loop` raises EndOfStream, a CameraError of its own rather than
   CameraDisconnected: the end of a replay is a clean stop, and a reconnecting wrapper must not
@@ -18,11 +23,18 @@ import logging
 from pathlib import Path
 
 from hw.camera.clock import Clock, SystemClock
-from hw.camera.image_file import REPLAY_SUFFIXES, find_image_files, read_image_file
+from hw.camera.image_file import IMAGE_SUFFIXES, list_images, read_image_file
 from hw.camera.settings import ReplaySettings
 from hw.camera.stats import CameraStats
-from hw.errors import CameraConfigError, CameraDisconnected, CameraTimeout, EndOfStream
-from hw.frame import Grab
+from hw.errors import (
+    CameraConfigError,
+    CameraDisconnected,
+    CameraTimeout,
+    EndOfStream,
+    ImageFileError,
+    ImageTooLarge,
+)
+from hw.frame import Grab, GrabFault
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +61,13 @@ class ReplayCamera:
         folder = self.settings.folder
         if not folder.is_dir():
             raise CameraConfigError(f"folder: {folder} is not a folder")
-        files = find_image_files(folder)
-        if not files:
-            suffixes = ", ".join(sorted(REPLAY_SUFFIXES))
+        listing = list_images([folder])
+        for path, why in listing.skipped:
+            log.warning("%s: skipping %s: %s", self.name, path, why)
+        if not listing.files:
+            suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
             raise CameraConfigError(f"folder: no images ({suffixes}) under {folder}")
+        files = list(listing.files)
         self._files = files
         self._index = 0
         self._counter = 0
@@ -84,12 +99,16 @@ class ReplayCamera:
         counter = self._counter
         self._counter += 1
         self.stats.grabs += 1
+        image, error = None, None
+        fault: GrabFault = "camera"
         try:
-            image, error = read_image_file(path), None
-        except ValueError as exc:  # a failed buffer, as a camera would report it
+            image = read_image_file(path, self.settings.max_pixels)
+        except ImageFileError as exc:  # a failed buffer, as a camera would report it
             self.stats.failed_buffers += 1
-            log.warning("%s: unreadable image %s: %s", self.name, path, exc)
-            image, error = None, f"unreadable image {path.name}: {exc}"
+            log.warning("%s: %s", self.name, exc)
+            error = f"unreadable image {path.name}: {exc.why}"
+            # Too large is the image's fault, not the camera's: like a frame of the wrong size.
+            fault = "image" if isinstance(exc, ImageTooLarge) else "camera"
         return Grab(
             image=image,
             trigger_ns=now_ns,
@@ -100,6 +119,7 @@ class ReplayCamera:
             gain_db=None,
             error=error,
             source=str(path),
+            fault=fault,
         )
 
     def _wait_until_due(self, timeout_s: float) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from hw.camera.image_file import DEFAULT_MAX_PIXELS
 from hw.camera.pixels import PIXEL_FORMATS
 from hw.errors import CameraConfigError
 
@@ -72,6 +73,8 @@ class ReplaySettings:
     folder: Path
     rate_hz: float | None = 10.0  # None: as fast as grab() is called
     loop: bool = False
+    # An image file declaring more pixels is refused from its header, undecoded (NOK "image").
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "folder", Path(self.folder))  # a str from a config is fine
@@ -79,6 +82,7 @@ class ReplaySettings:
             raise CameraConfigError(f"kind: expected 'replay', got {self.kind!r}")
         if self.rate_hz is not None:
             _check_positive("rate_hz", self.rate_hz)
+        _check_positive("max_pixels", self.max_pixels)
 
 
 CameraSettings = BaslerSettings | ReplaySettings

@@ -200,6 +200,45 @@ def test_a_typo_in_a_key_is_an_error_with_a_suggestion(folder: Path) -> None:
     assert set(errors) == {"mqtt.prot", "camera.loop_"}
 
 
+def test_an_unknown_key_in_a_kind_section_is_located_without_the_kind(folder: Path) -> None:
+    """Field input 11: `reject.none.delay_msec` named a key path that is nowhere in the file.
+    Every section chosen by `kind` (reject, camera, engine.backend), and every error in one."""
+    text = MINIMAL.replace('[reject]\nkind = "none"\n', '[reject]\nkind = "none"\ndelay_msec = 3\n')
+    text = text.replace('folder = "images"', 'folder = "images"\nrate_hzz = 2.0')
+    text += '\n[engine.backend]\nkind = "onnxruntime"\nthreads = "two"\n'
+    errors = errors_of(write(folder, text))
+    assert errors == {
+        "reject.delay_msec": "unknown key (known here: kind)",
+        "camera.rate_hzz": "unknown key (did you mean 'rate_hz'?)",
+        "engine.backend.threads": "Input should be a valid integer (got 'two')",
+    }
+    timed = MINIMAL.replace(
+        '[reject]\nkind = "none"\n', '[reject]\nkind = "camera_line"\ndelay_msec = 30\n'
+    )
+    errors = errors_of(write(folder, timed))
+    assert errors["reject.delay_msec"] == "unknown key (did you mean 'delay_ms'?)"
+    assert errors["reject.delay_ms"] == "missing (required)"
+
+
+def test_a_utf8_byte_order_mark_is_accepted(folder: Path) -> None:
+    """Field input 11: Windows editors start the file with one."""
+    path = folder / "partsight.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert load_config(path, environ={}).station.site == "plant-1"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_utf16_or_utf32_text_is_refused_naming_its_encoding(folder: Path, encoding: str) -> None:
+    path = folder / "partsight.toml"
+    path.write_bytes(MINIMAL.encode(encoding))  # Python writes the byte-order mark first
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    name = encoding.upper()
+    assert caught.value.errors == [
+        ("", f"{name} text (its byte-order mark says so); save it as UTF-8")
+    ]
+
+
 def test_a_wrong_type_is_an_error_naming_the_field(folder: Path) -> None:
     text = MINIMAL.replace('host = "broker.local"', 'host = "broker.local"\nport = "1883"')
     text += "\n[pipeline]\ndeadline_ms = 0.5\n"
@@ -282,6 +321,18 @@ def test_password_from_a_file(folder: Path) -> None:
     assert config.mqtt.password is not None
     assert config.mqtt.password.get_secret_value() == PASSWORD
     assert config.mqtt.to_settings(config.station).password_file == folder / "mqtt-password"
+
+
+def test_a_password_file_with_a_byte_order_mark(folder: Path) -> None:
+    """The mark a Windows editor writes is not part of the password."""
+    (folder / "mqtt-password").write_bytes(b"\xef\xbb\xbf" + PASSWORD.encode() + b"\r\n")
+    text = MINIMAL.replace(
+        'host = "broker.local"',
+        'host = "broker.local"\nusername = "top"\npassword_file = "mqtt-password"',
+    )
+    config = load_config(write(folder, text), environ={})
+    assert config.mqtt.password is not None
+    assert config.mqtt.password.get_secret_value() == PASSWORD
 
 
 def test_a_missing_password_file_is_an_error_naming_the_field(folder: Path) -> None:

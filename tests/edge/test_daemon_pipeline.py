@@ -27,6 +27,7 @@ from edge.daemon.main import run_main
 from edge.errors import InferenceError
 from edge.inspector import Inspector
 from edge.mqtt import RESULT_SCHEMA_PATH, MqttPublisher, MqttSettings, Outbox
+from tests.huge_images import write_huge_png
 from trainer.demo_line import free_port, station_config, write_config
 from trainer.fit import FitResult
 
@@ -143,14 +144,16 @@ class Slow:
         self.calls = 0
         self.blocking = threading.Event()  # set once a part is held at `block`
 
-    def inspect(self, image: np.ndarray, source: str = "frame") -> Any:
+    def inspect(
+        self, image: np.ndarray, source: str = "frame", bit_depth: int | None = None
+    ) -> Any:
         self.calls += 1
         if self.which(self.calls):
             if self.block is not None:
                 self.blocking.set()
                 self.block.wait(10.0)
             time.sleep(self.delay_s)
-        return self.inner.inspect(image, source)
+        return self.inner.inspect(image, source, bit_depth)
 
 
 class Failing:
@@ -161,11 +164,13 @@ class Failing:
         self.error, self.which = error, which
         self.calls = 0
 
-    def inspect(self, image: np.ndarray, source: str = "frame") -> Any:
+    def inspect(
+        self, image: np.ndarray, source: str = "frame", bit_depth: int | None = None
+    ) -> Any:
         self.calls += 1
         if self.which(self.calls):
             raise self.error
-        return self.inner.inspect(image, source)
+        return self.inner.inspect(image, source, bit_depth)
 
 
 # -- tests ---------------------------------------------------------------------------------------
@@ -230,6 +235,42 @@ def test_frames_the_engine_cannot_take_are_rejected_with_their_reason(
         "camera": 1,
         **({"anomaly": n} if (n := sum(r == "anomaly" for _, r in got)) else {}),
     }
+
+
+def test_a_huge_frame_is_an_image_nok_and_the_daemon_judges_the_rest(
+    tmp_path: Path,
+    tiny_engine: FitResult,
+    tiny_dataset: Path,
+    inspector: Inspector,
+    results: Results,
+    validator: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Field input 5: a 40000x30000 PNG used to stop the acquisition worker and the daemon.
+    Its size is read from the header; the part is NOK "image"; every other part is judged."""
+    folder = tmp_path / "frames"
+    frames_from(tiny_dataset, folder, 4)
+    huge = write_huge_png(folder / "001.png", 40000, 30000)
+    daemon = Daemon(
+        config(tmp_path, tiny_engine.engine, folder),
+        inspector=inspector,
+        publisher=results.publisher,
+    )
+    with caplog.at_level("WARNING", logger="hw.camera.replay"):
+        assert run(daemon) == 0  # the end of the replay, not a fatal error
+    payloads = results.payloads()
+    check_one_verdict_each_in_order(payloads, validator)
+    assert len(payloads) == 4 and daemon.fatal is None
+    assert (payloads[1]["verdict"], payloads[1]["reason"], payloads[1]["score"]) == (
+        "NOK",
+        "image",
+        None,
+    )
+    assert all(p["score"] is not None for i, p in enumerate(payloads) if i != 1)
+    assert (
+        f"replay:frames: {huge}: 1,200,000,000 pixels (40000 wide, 30000 high), more than the "
+        "limit of 100,000,000; refused before decoding"
+    ) in caplog.messages
 
 
 def test_a_full_pipeline_rejects_parts_as_overload_never_silently(

@@ -12,6 +12,7 @@ import pytest
 from hw.camera.replay import ReplayCamera
 from hw.camera.settings import ReplaySettings
 from hw.errors import CameraConfigError, CameraDisconnected, CameraError, CameraTimeout, EndOfStream
+from tests.huge_images import write_huge_png
 from tests.hw.clocks import ManualClock
 
 
@@ -87,7 +88,73 @@ def test_an_unreadable_image_is_a_grab_with_an_error(folder: Path) -> None:
     assert bad.error is not None and "0015.png" in bad.error
     assert bad.frame_counter == 1
     assert [g.ok for g in grabs] == [True, False, True, True]
+    assert bad.fault == "camera"  # like a camera's failed buffer
     assert camera.stats.failed_buffers == 1
+
+
+def test_a_folder_of_jpegs_replays_every_image_and_names_what_it_skips(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Field input 2: a folder of three JPEGs used to replay one image (or none), silently."""
+    for name, value in [("1.jpg", 40), ("2.JPG", 80), ("3.Jpeg", 120)]:
+        _write(tmp_path / name, value)
+    (tmp_path / "notes.txt").write_text("not an image")
+    camera = ReplayCamera(ReplaySettings(folder=tmp_path, rate_hz=None))
+    with caplog.at_level("INFO", logger="hw.camera.replay"):
+        camera.open()
+    assert f"replaying 3 images from {tmp_path}" in caplog.text
+    assert f"skipping {tmp_path / 'notes.txt'}: not an image file (suffix '.txt')" in caplog.text
+    values = [int(camera.grab(1.0).image[0, 0]) for _ in range(3)]  # type: ignore[index]
+    assert [abs(v - want) <= 2 for v, want in zip(values, [40, 80, 120], strict=True)] == [True] * 3
+
+
+def test_a_huge_image_is_refused_undecoded_as_the_image_s_fault_and_the_replay_goes_on(
+    folder: Path,
+) -> None:
+    """Field input 5: the frame's size is read from its header; the part is NOK "image" (the
+    camera worked), never an exception that stops the acquisition."""
+    write_huge_png(folder / "a" / "0015.png", 40000, 30000)
+    camera = ReplayCamera(ReplaySettings(folder=folder, rate_hz=None))
+    camera.open()
+    grabs = [camera.grab(1.0) for _ in range(4)]
+    huge = grabs[1]
+    assert huge.image is None and huge.fault == "image"
+    assert huge.error == (
+        "unreadable image 0015.png: 1,200,000,000 pixels (40000 wide, 30000 high), more than "
+        "the limit of 100,000,000; refused before decoding"
+    )
+    assert [g.ok for g in grabs] == [True, False, True, True]
+
+
+def test_the_pixel_limit_is_a_setting(folder: Path) -> None:
+    camera = ReplayCamera(ReplaySettings(folder=folder, rate_hz=None, max_pixels=12 * 16 - 1))
+    camera.open()
+    grab = camera.grab(1.0)
+    assert grab.fault == "image" and grab.error is not None and "limit of 191" in grab.error
+    with pytest.raises(CameraConfigError, match="max_pixels"):
+        ReplaySettings(folder=folder, max_pixels=0)
+
+
+def test_a_broken_symbolic_link_is_a_failed_buffer_naming_it(folder: Path) -> None:
+    link = folder / "a" / "0015.png"
+    link.symlink_to(folder / "gone.png")
+    camera = ReplayCamera(ReplaySettings(folder=folder, rate_hz=None))
+    camera.open()
+    bad = [camera.grab(1.0) for _ in range(2)][1]
+    assert bad.error == (
+        f"unreadable image 0015.png: broken symbolic link (its target {folder}/gone.png does not "
+        "exist)"
+    )
+    assert bad.fault == "camera" and camera.stats.failed_buffers == 1
+
+
+def test_replayed_frames_leave_their_bit_depth_to_the_engine(tmp_path: Path) -> None:
+    """A 16-bit file may hold 12-bit values: only the engine knows what it was trained on."""
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((4, 4), 4095, np.uint16))
+    camera = ReplayCamera(ReplaySettings(folder=tmp_path, rate_hz=None))
+    camera.open()
+    grab = camera.grab(1.0)
+    assert grab.bit_depth is None and grab.image is not None and grab.image.max() == 4095
 
 
 def test_images_come_out_in_partsight_layout(tmp_path: Path) -> None:

@@ -396,9 +396,11 @@ class Stallable:
         self.running = threading.Event()
         self.running.set()
 
-    def inspect(self, image: np.ndarray, source: str = "frame") -> Any:
+    def inspect(
+        self, image: np.ndarray, source: str = "frame", bit_depth: int | None = None
+    ) -> Any:
         self.running.wait(30.0)
-        return self.inner.inspect(image, source)
+        return self.inner.inspect(image, source, bit_depth)
 
 
 class NotifySocket:

@@ -358,7 +358,11 @@ def test_evaluate_records_missing_mask_nulls_pixel_metrics() -> None:
     assert out["pixel_auroc"] is None and out["aupro"] is None
     assert out["per_type"]["crack"]["pixel_auroc"] is None
     assert out["per_type"]["scratch"]["aupro"] == pytest.approx(1.0)  # its masks are complete
-    assert any("lack a mask" in note for note in out["notes"])
+    # The note names the image without a mask, not just a count.
+    assert (
+        "overall pixel metrics: not computed (1 defect image(s) without a mask: "
+        "defect/crack/0.80.png)" in out["notes"]
+    )
     json.dumps(out, allow_nan=False)
 
 

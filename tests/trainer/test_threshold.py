@@ -27,3 +27,25 @@ def test_bad_rules(rule: str) -> None:
 def test_f1_rule_separates_labelled_scores() -> None:
     value, text = threshold_from_labels(np.array([0.1, 0.2, 0.3]), np.array([0.6, 0.7]))
     assert 0.3 < value <= 0.6 and "F1-optimal" in text
+
+
+@pytest.mark.parametrize("rule", ["sigma:3", "quantile:0.99"])
+def test_scores_that_do_not_vary_get_a_floor_margin(rule: str) -> None:
+    """Field input 6's sibling: near-identical training images give validation scores with no
+    spread, and mean + 3·0 put the threshold on the good parts' own score: all NOK."""
+    scores = np.full(5, 1.97)
+    value, text = threshold_from_good(scores, rule)
+    assert value == pytest.approx(1.97 * 1.05)
+    assert (scores < value).all()  # the good parts come out OK
+    assert text.endswith(", raised to the floor mean + 5% (scores barely vary)")
+
+
+def test_the_floor_leaves_a_spread_threshold_alone() -> None:
+    scores = np.array([1.0, 1.5, 2.0, 2.5])
+    value, text = threshold_from_good(scores, "sigma:3")
+    assert value == pytest.approx(1.75 + 3 * np.std(scores, ddof=1)) and "floor" not in text
+
+
+def test_non_finite_scores_are_refused() -> None:
+    with pytest.raises(ValueError, match="not all finite"):
+        threshold_from_good(np.array([1.0, np.nan, 2.0]), "sigma:3")
