@@ -71,7 +71,8 @@ def check_parity(model: InspectionModel, sample: np.ndarray, path: Path) -> floa
     rel = float(np.max(np.abs(got.score - want[2]) / np.maximum(np.abs(want[2]), 1e-12)))
     map_err = float(np.max(np.abs(got.anomaly_map - want[1])))
     log.info("export parity: score rel diff %.2e, map abs diff %.2e", rel, map_err)
-    if rel > SCORE_RTOL or map_err > 1e-4 or got.reconstruction.shape != want[0].shape:
+    recon = got.reconstruction
+    if rel > SCORE_RTOL or map_err > 1e-4 or recon is None or recon.shape != want[0].shape:
         raise ExportError(
             f"ONNX Runtime disagrees with torch: score rel diff {rel:.2e} (limit {SCORE_RTOL}), "
             f"map abs diff {map_err:.2e}"

@@ -278,8 +278,8 @@ def _threshold(
             crops.append(frame)
             continue
         registration = aligned.registrar.register(frame)
-        if registration.accepted:  # an unregistered part is rejected on the line anyway
-            kept.append(item)
+        if registration.accepted and registration.aligned is not None:
+            kept.append(item)  # (an unregistered part is rejected on the line anyway)
             crops.append(registration.aligned)
     scores, _ = _score(backend, np.stack([to_model_input(c, spec) for c in crops]))
     is_defect = np.array([i.cls == "defect" for i in kept])
