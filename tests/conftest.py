@@ -69,7 +69,7 @@ def fake_tensorrt(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
 
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     monkeypatch.setattr(fake, "BUILDS", 0)
-    monkeypatch.setattr(fake, "FP16_SCORE_ERROR", 0.0)
+    monkeypatch.setattr(fake, "SCORE_ERROR", {"fp16": 0.0, "fp32": 0.0})
     monkeypatch.setattr(fake, "CURRENT_GPU", fake.CURRENT_GPU)
     monkeypatch.setattr(fake, "__version__", fake.__version__)
     monkeypatch.setattr(fake, "executions", [])

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 FP16_GOLDEN_RTOL = 1e-2
 INSTALL_HINT = (
     "install TensorRT's Python bindings (JetPack: apt install python3-libnvinfer; "
-    "x86: pip install tensorrt), or set engine.backend.kind = \"onnxruntime\""
+    'x86: pip install tensorrt), or set engine.backend.kind = "onnxruntime"'
 )
 
 

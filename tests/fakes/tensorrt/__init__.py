@@ -19,9 +19,9 @@ errors go to the Logger), and computes with ONNX Runtime behind them:
   standing in for device memory. ``set_tensor_address`` takes their (integer) addresses and
   ``execute_async_v3`` reads the input from, and writes the outputs to, those addresses with
   ctypes, synchronously (``executions`` records the stream handle of each call).
-- FP16 plans: every output is rounded through float16 and the score is then multiplied by
-  ``1 + FP16_SCORE_ERROR`` (0 by default; a test raises it to make an FP16 plan miss its
-  golden samples).
+- FP16 plans: every output is rounded through float16. The score of a plan of precision P is
+  then multiplied by ``1 + SCORE_ERROR[P]`` (0 by default; a test raises it to make a plan
+  that computes something else, so that it misses its golden samples).
 
 ``BUILDS`` counts the plans built in this process, so tests can tell a cache hit from a build.
 """
@@ -40,7 +40,7 @@ import onnxruntime as ort
 __version__ = "10.3.0"
 MAGIC = b"FAKE-TRT-PLAN\n"
 CURRENT_GPU = "Numba CUDA simulator"  # the GPU plans are deserialized on
-FP16_SCORE_ERROR = 0.0
+SCORE_ERROR = {"fp16": 0.0, "fp32": 0.0}
 BUILDS = 0
 executions: list[int] = []  # stream handles given to execute_async_v3
 
@@ -340,14 +340,15 @@ class IExecutionContext:
         executions.append(stream_handle)
         if set(self.addresses) != set(self.engine.names) or len(self.shapes) != 1:
             return False
-        (name, shape), = self.shapes.items()
+        ((name, shape),) = self.shapes.items()
         outputs = self.engine.session.run(None, {name: _at(self.addresses[name], shape).copy()})
         for out_name, value in zip(self.engine.outputs, outputs, strict=True):
             value = np.asarray(value, dtype=np.float32)
-            if self.engine.header["precision"] == "fp16":
+            precision = self.engine.header["precision"]
+            if precision == "fp16":
                 value = value.astype(np.float16).astype(np.float32)
-                if out_name == "score":
-                    value = value * np.float32(1.0 + FP16_SCORE_ERROR)
+            if out_name == "score":
+                value = value * np.float32(1.0 + SCORE_ERROR[precision])
             np.copyto(_at(self.addresses[out_name], value.shape), value)
         return True
 
