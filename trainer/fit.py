@@ -86,6 +86,8 @@ class FitResult:
     threshold_rule: str
     losses: list[float]
     seconds: float
+    train_seconds: float = 0.0  # the training loop alone
+    device: str = "cpu"  # where the DAE was trained (and its mixed precision, if any)
 
 
 def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
@@ -177,6 +179,7 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
             "version": edge_version,
             "torch": torch.__version__,
             "device": result.device,
+            "amp": result.amp,
             "data": str(data),
             "train_images": len(train_idx),
             "model": model_config.as_dict(),
@@ -193,7 +196,8 @@ def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     staging.rename(out)
     seconds = time.perf_counter() - started
     log.info("fit: engine written to %s in %.1f s (threshold %.6g)", out, seconds, threshold)
-    return FitResult(out, threshold, rule, result.losses, seconds)
+    device = result.device if result.amp is None else f"{result.device} ({result.amp})"
+    return FitResult(out, threshold, rule, result.losses, seconds, result.seconds, device)
 
 
 def _input_spec(frame: np.ndarray, crop: np.ndarray, size: tuple[int, int] | None) -> InputSpec:
