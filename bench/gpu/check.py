@@ -47,7 +47,13 @@ def log(message: str) -> None:
     print(f"[check {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def step(name: str, results: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> None:
+def save(results: dict[str, Any], out: Path) -> None:
+    """Written after every step, so a run cut short still leaves what it measured."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
+def step(name: str, results: dict[str, Any], fn: Callable[[], dict[str, Any]], out: Path) -> None:
     started = time.perf_counter()
     log(f"({name}) ...")
     try:
@@ -57,6 +63,7 @@ def step(name: str, results: dict[str, Any], fn: Callable[[], dict[str, Any]]) -
         results[name] = {"error": f"{type(exc).__name__}: {exc}"}
     results[name]["seconds"] = round(time.perf_counter() - started, 1)
     log(f"({name}) done in {results[name]['seconds']} s: {json.dumps(results[name])[:400]}")
+    save(results, out)
 
 
 # ------------------------------------------------------------------------------ frames
@@ -332,7 +339,8 @@ def main() -> int:
         n, size, part, count, img, epochs = 2, 160, 64, 24, 64, 2
     else:
         n, size, part, count, img, epochs = 300, 1024, 256, 120, 128, 15
-    results: dict[str, Any] = {"issue": 14, "quick": args.quick, "environment": environment()}
+    results: dict[str, Any] = {"issue": 14, "quick": args.quick, "complete": False,
+                               "environment": environment()}  # fmt: skip
     simulated = results["environment"]["simulated"]
     with tempfile.TemporaryDirectory(prefix="partsight-gpu-") as tmp:
         work = Path(tmp)
@@ -341,17 +349,18 @@ def main() -> int:
                 "a_b_registration",
                 results,
                 lambda: registration(n, size, part, simulated, args.quick),
+                args.out,
             )
         engine = data = None
         if "c" in args.steps:
-            step("c_training", results, lambda: training(count, img, epochs, work))
+            step("c_training", results, lambda: training(count, img, epochs, work), args.out)
             trained = results["c_training"].get("cuda") or results["c_training"].get("cpu")
             if trained:
                 engine, data = Path(trained["engine"]), work / "data"
         if "d" in args.steps:
-            step("d_tensorrt", results, lambda: tensorrt(engine, data, work))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+            step("d_tensorrt", results, lambda: tensorrt(engine, data, work), args.out)
+    results["complete"] = True
+    save(results, args.out)
     log(f"(e) written to {args.out}")
     return 0 if not any("error" in v for v in results.values() if isinstance(v, dict)) else 1
 

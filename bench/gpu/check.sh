@@ -4,6 +4,7 @@
 #
 #   bash bench/gpu/check.sh [OUT.json]        # default: $OUT/gpu.json, else bench/results/gpu.json
 #   bash bench/gpu/check.sh --quick OUT.json  # tiny sizes: exercises the script (no figures)
+#   (PARTSIGHT_NO_INSTALL=1: leave the Python environment alone, use PYTHONPATH)
 #
 # It installs this working tree without dependencies (pip -e, or PYTHONPATH if pip cannot),
 # installs any Python dependency that is missing from wheels in $PARTSIGHT_WHEELS (default
@@ -44,7 +45,9 @@ if [[ -n "$missing" ]]; then
     fi
 fi
 
-if "$PY" -m pip install -q --no-deps --no-build-isolation -e . >/tmp/partsight-pip.log 2>&1; then
+if [[ -n "${PARTSIGHT_NO_INSTALL:-}" ]]; then
+    say "PARTSIGHT_NO_INSTALL set: using PYTHONPATH, installing nothing"
+elif "$PY" -m pip install -q --no-deps --no-build-isolation -e . >/tmp/partsight-pip.log 2>&1; then
     say "installed this working tree (pip -e, no dependencies)"
 else
     say "pip -e failed ($(tail -1 /tmp/partsight-pip.log)); using PYTHONPATH"
