@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import entry, merge_results
 
 from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.config import OnnxRuntimeBackendConfig
 from trainer.export import export_onnx
 from trainer.model import DAEConfig, DenoisingAutoencoder, InspectionModel, ScoringHead
 
@@ -43,7 +44,7 @@ def run(threads: int, rounds: int, repeats: int) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         export_onnx(model, image, path)
-        ort = OnnxRuntimeBackend(path, threads=threads)
+        ort = OnnxRuntimeBackend(path, OnnxRuntimeBackendConfig(threads=threads))
 
         def torch_eager(x: np.ndarray) -> None:
             with torch.inference_mode():

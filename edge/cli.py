@@ -112,7 +112,24 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a daemon configuration file")
     check.add_argument("file", type=Path, metavar="FILE")
     check.set_defaults(func=lambda args: check_config_main(args.file))
+
+    engine = sub.add_parser("engine", help="engine maintenance on this device")
+    engine_sub = engine.add_subparsers(required=True, metavar="ACTION")
+    build = engine_sub.add_parser(
+        "build", help="build and cache the engine's TensorRT plan ahead of time"
+    )
+    build.add_argument("--engine", required=True, type=Path, help="engine bundle folder")
+    build.add_argument(
+        "--config", type=Path, metavar="FILE", help="the station's configuration (its backend)"
+    )
+    build.set_defaults(func=_engine_build)
     return parser
+
+
+def _engine_build(args: argparse.Namespace) -> int:
+    from edge.backends.prebuild import build_plan_main  # TensorRT's imports only when asked
+
+    return build_plan_main(args.engine, args.config)
 
 
 def _run_daemon(config: Path) -> int:

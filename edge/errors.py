@@ -4,6 +4,8 @@ PartSightError
 ├── ImageError        an image file or frame that cannot be judged (unreadable, corrupt, wrong size)
 ├── BundleError       an engine bundle that is missing, malformed or fails its hash checks
 └── InferenceError    the inference backend failed or returned something unexpected
+    └── BackendUnavailable  the backend the configuration asks for cannot run on this machine
+                            (its runtime or its GPU is missing); the message says what to install
 
 Each carries a one-line message meant for logs and CLI output.
 """
@@ -30,3 +32,7 @@ class BundleError(PartSightError):
 
 class InferenceError(PartSightError):
     """The inference backend could not score an image."""
+
+
+class BackendUnavailable(InferenceError):
+    """The configured inference backend cannot run here: a missing runtime or GPU."""

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge.backends import InferenceBackend, create_backend
+from edge.backends import InferenceBackend, ModelOutputs, create_backend
 from edge.bit_depth import stored_bits, to_full_scale
 from edge.bundle import Bundle, load_bundle
+from edge.config.engine import BackendConfig, OnnxRuntimeBackendConfig
 from edge.errors import BundleError, ImageError, InferenceError, PartSightError
 from edge.images import DEFAULT_MAX_PIXELS, read_image
 from edge.manifest import InputSpec
@@ -23,6 +24,7 @@ from edge.preprocess import check_image, to_model_input
 from edge.regions import Region, regions_to_frame, top_regions
 
 if TYPE_CHECKING:  # registration (Numba) is imported only by engines that register
+    from edge.gpu.crop import DeviceCrop
     from edge.registration import Pose, Registrar, Registration
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ class Inspection:
     score: float | None  # None when the part could not be registered (never scored)
     threshold: float
     anomaly_map: np.ndarray | None  # (H, W) float32 at the model's resolution
-    model_input: np.ndarray | None  # (C, H, W) float32, what the model saw
+    model_input: np.ndarray | None  # (C, H, W) float32, what the model saw (None: on the GPU)
     regions: list[Region] = field(default_factory=list)  # in frame coordinates
     latency_ms: dict[str, float] = field(default_factory=dict)
     pose: Pose | None = None  # where the part lay, when the engine registers
@@ -47,12 +49,15 @@ class Inspection:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A frame after registration: the model input, or the reason there is none."""
+    """A frame after registration: ready to score (its model input on the host, or its frame
+    and pose for the GPU crop), or not registered."""
 
-    model_input: np.ndarray | None
+    image: np.ndarray
+    model_input: np.ndarray | None  # None on the GPU path or when not registered
     registration: Registration | None
     register_ms: float
     preprocess_ms: float
+    ready: bool
 
 
 class Inspector:
@@ -63,7 +68,12 @@ class Inspector:
         threshold: float | None = None,
         registration_device: str = "auto",
         min_confidence: float | None = None,
+        *,
+        crop_on_device: bool | None = None,
     ) -> None:
+        """``crop_on_device``: cut the registered crop on the GPU straight into the backend's
+        input buffer (no host copy of it); None: when registration runs on CUDA and the backend
+        takes device input (TensorRT). True insists (GpuUnavailable if it cannot)."""
         self.bundle = bundle
         self.backend = backend
         scoring = bundle.manifest.scoring
@@ -72,6 +82,8 @@ class Inspector:
             raise BundleError(f"threshold {self.threshold} is not a finite number")
         self.pixel_threshold = scoring.pixel_threshold
         self.registrar = self._registrar(registration_device, min_confidence)
+        self._crop_on_device = crop_on_device
+        self._device_crop = self._gpu_crop()
 
     def _registrar(self, device: str, min_confidence: float | None) -> Registrar | None:
         spec = self.bundle.manifest.registration
@@ -87,18 +99,48 @@ class Inspector:
         confidence = spec.min_confidence if min_confidence is None else min_confidence
         return Registrar(template, device=device, min_confidence=confidence)
 
+    def _gpu_crop(self) -> DeviceCrop | None:
+        """The GPU hand-off (see __init__), or None for the host path."""
+        wanted = self._crop_on_device
+        target = self.backend.device_input()
+        if wanted is False or (wanted is None and (
+            target is None or self.registrar is None or self.registrar.device != "cuda"
+        )):  # fmt: skip
+            return None
+        from edge.gpu.crop import DeviceCrop
+        from edge.gpu.device import GpuUnavailable
+
+        if target is None or self.registrar is None:
+            raise GpuUnavailable(
+                f"a GPU crop needs a registering engine and a backend with device input "
+                f"({self.backend.name} has none)"
+            )
+        template = self.registrar.template
+        try:
+            crop = DeviceCrop(target, template.ref, template.size, self.bundle.manifest.input)
+        except GpuUnavailable as exc:
+            if wanted:
+                raise
+            log.warning("%s", exc)
+            return None
+        log.info("registered crops are cut on %s straight into %s's input", target.device,
+                 self.backend.name)  # fmt: skip
+        return crop
+
     @classmethod
     def open(
         cls,
         engine: Path | str,
-        backend: str = "onnxruntime",
+        backend: BackendConfig | None = None,
         threshold: float | None = None,
-        threads: int = 0,
         registration_device: str = "auto",
         min_confidence: float | None = None,
     ) -> Inspector:
+        """Load the bundle and the backend its configuration section asks for (default: ONNX
+        Runtime with its defaults)."""
         bundle = load_bundle(engine)
-        model = create_backend(backend, bundle.path(bundle.manifest.model.file), threads=threads)
+        section = backend if backend is not None else OnnxRuntimeBackendConfig()
+        model = create_backend(section, bundle.path(bundle.manifest.model.file))
         return cls(bundle, model, threshold, registration_device, min_confidence)
 
     def inspect(
@@ -125,12 +167,12 @@ class Inspector:
             self._prepare(im, src, bits)
             for im, src, bits in zip(images, sources, depths, strict=True)
         ]
-        ready = [p for p in prepared if p.model_input is not None]
+        ready = [p for p in prepared if p.ready]
         outputs = None
         infer_ms = 0.0
         if ready:
             t0 = time.perf_counter()
-            outputs = self.backend.run(np.stack([p.model_input for p in ready]))  # type: ignore[misc]
+            outputs = self._infer(ready)
             infer_ms = (time.perf_counter() - t0) * 1e3 / len(ready)
             if outputs.score.shape != (len(ready),) or not np.all(np.isfinite(outputs.score)):
                 raise InferenceError(f"backend returned unusable scores {outputs.score!r}")
@@ -140,7 +182,7 @@ class Inspector:
         row = 0
         for p in prepared:
             latency = {"register": p.register_ms, "preprocess": p.preprocess_ms}
-            if p.model_input is None or outputs is None:
+            if not p.ready or outputs is None:
                 results.append(self._unregistered(p, latency))
                 continue
             latency["inference"] = infer_ms
@@ -174,14 +216,40 @@ class Inspector:
         spec = self.bundle.manifest.input
         check_image(image, spec, source)
         image = to_full_scale(image, stored_bits(image, bit_depth, spec.bit_depth), source)
+        on_device = self._device_crop is not None
         t0 = time.perf_counter()
-        registration = self.registrar.register(image) if self.registrar else None
+        registration = (
+            self.registrar.register(image, warp=not on_device) if self.registrar else None
+        )
         t1 = time.perf_counter()
+        register_ms = (t1 - t0) * 1e3
         if registration is not None and not registration.accepted:
-            return _Prepared(None, registration, (t1 - t0) * 1e3, 0.0)
-        model_input = to_model_input(image if registration is None else registration.aligned, spec)
+            return _Prepared(image, None, registration, register_ms, 0.0, ready=False)
+        if on_device:  # cut and preprocessed on the GPU by _infer
+            return _Prepared(image, None, registration, register_ms, 0.0, ready=True)
+        crop = image if registration is None else registration.aligned
+        assert crop is not None  # register() warps unless told not to
+        model_input = to_model_input(crop, spec)
         t2 = time.perf_counter()
-        return _Prepared(model_input, registration, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+        return _Prepared(image, model_input, registration, register_ms, (t2 - t1) * 1e3, True)
+
+    def _infer(self, ready: list[_Prepared]) -> ModelOutputs:
+        """Score the ready parts: from host model inputs, or (GPU path) by cutting each
+        registered part out of its frame on the device, max_batch parts at a time."""
+        crop = self._device_crop
+        if crop is None:
+            return self.backend.run(np.stack([p.model_input for p in ready]))  # type: ignore[misc]
+        scores, maps = [], []
+        step = crop.target.max_batch
+        for start in range(0, len(ready), step):
+            chunk = ready[start : start + step]
+            for row, p in enumerate(chunk):
+                assert p.registration is not None  # the GPU path is for registering engines
+                crop.stage(row, p.image, p.registration.pose)
+            out = crop.target.run(len(chunk))
+            scores.append(out.score)
+            maps.append(out.anomaly_map)
+        return ModelOutputs(None, np.concatenate(maps), np.concatenate(scores))
 
     def _unregistered(self, p: _Prepared, latency: dict[str, float]) -> Inspection:
         confidence = p.registration.confidence if p.registration else 0.0
@@ -210,23 +278,45 @@ class Inspector:
         return crop_to_frame @ np.vstack([_scale_affine(map_shape, template.size), [0, 0, 1]])
 
     def check_golden(self) -> None:
-        """Re-score the bundle's golden samples; BundleError if this backend disagrees."""
+        """Re-score the bundle's golden samples through the whole path (registration, the GPU
+        crop if any, the backend); BundleError if they disagree. A reduced-precision backend
+        (TensorRT FP16) that disagrees is replaced by its FP32 plan, which must agree."""
+        problem = self._golden_problem()
+        if problem is not None:
+            fp32 = self.backend.at_fp32(problem)
+            if fp32 is None:
+                raise BundleError(problem)
+            log.warning("%s: %s precision is not good enough, using %s", problem,
+                        self.backend.precision, fp32.precision)  # fmt: skip
+            self.backend = fp32
+            self._device_crop = self._gpu_crop()
+            problem = self._golden_problem()
+            if problem is not None:
+                raise BundleError(problem)
+        log.info(
+            "engine %s: %d golden samples check out on %s (%s)",
+            self.bundle.manifest.name,
+            len(self.bundle.manifest.golden),
+            self.backend.name,
+            self.backend.precision,
+        )
+
+    def _golden_problem(self) -> str | None:
+        """The first golden sample this path gets wrong, as a one-line message, or None."""
         for sample in self.bundle.manifest.golden:
             path = self.bundle.path(sample.file)
             got = self.inspect(read_image(path), str(path)).score
             want = sample.expected_score
+            rtol = max(sample.rtol, self.backend.golden_rtol)
             if got is None:
-                raise BundleError(f"{self.bundle.root}: golden sample {sample.file} not registered")
-            if not np.isclose(got, want, rtol=sample.rtol, atol=1e-9):
-                raise BundleError(
+                return f"{self.bundle.root}: golden sample {sample.file} not registered"
+            if not np.isclose(got, want, rtol=rtol, atol=1e-9):
+                return (
                     f"{self.bundle.root}: golden sample {sample.file} scores {got:.6g}, "
-                    f"expected {want:.6g} (rtol {sample.rtol})"
+                    f"expected {want:.6g} (rtol {rtol:g}, {self.backend.name} "
+                    f"{self.backend.precision})"
                 )
-        log.info(
-            "engine %s: %d golden samples check out",
-            self.bundle.manifest.name,
-            len(self.bundle.manifest.golden),
-        )
+        return None
 
 
 def _scale_affine(map_shape: tuple[int, ...], size: tuple[int, int]) -> np.ndarray:

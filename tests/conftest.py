@@ -7,8 +7,11 @@ suite checks behaviour, `make demo` and `make bench` check quality and speed at 
 from __future__ import annotations
 
 import shutil
+import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -75,3 +78,36 @@ def tiny_engine_12bit(
     out = tmp_path_factory.mktemp("engine12") / "tiny-12bit"
     config = replace(TINY_FIT, train=replace(TINY_FIT.train, epochs=15), name="tiny12")
     return fit(tiny_dataset_12bit, out, config)
+
+
+POSED = SynthConfig(size=(64, 64), frame=(160, 160), random_pose=True, clutter=True)
+
+
+@pytest.fixture(scope="session")
+def posed_engine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FitResult]:
+    """(dataset root, engine) for randomly posed parts in 160x160 frames: an engine that
+    registers (CPU), trained for two epochs on 16 images (behaviour, not quality)."""
+    root = tmp_path_factory.mktemp("posed") / "data"
+    write_dataset(root, 16, POSED, seed=5, progress=False)
+    config = FitConfig(
+        model=DAEConfig(width=4, depth=3, bottleneck=4),
+        train=TrainConfig(epochs=2, batch_size=8, seed=0),
+        registration_device="cpu",
+        show_progress=False,
+    )
+    return root, fit(root, tmp_path_factory.mktemp("e") / "posed-engine", config)
+
+
+@pytest.fixture
+def fake_tensorrt(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """tests/fakes/tensorrt installed as `tensorrt` (its docstring says what it fakes), with
+    its counters and switches reset."""
+    from tests.fakes import tensorrt as fake
+
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    monkeypatch.setattr(fake, "BUILDS", 0)
+    monkeypatch.setattr(fake, "SCORE_ERROR", {"fp16": 0.0, "fp32": 0.0})
+    monkeypatch.setattr(fake, "CURRENT_GPU", fake.CURRENT_GPU)
+    monkeypatch.setattr(fake, "__version__", fake.__version__)
+    monkeypatch.setattr(fake, "executions", [])
+    yield fake

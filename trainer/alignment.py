@@ -84,7 +84,7 @@ def align_training_set(
     for index, frame in enumerate(frames):
         registration = registrar.register(frame)
         bar.update(1)
-        if registration.accepted:
+        if registration.accepted and registration.aligned is not None:
             crops.append(registration.aligned)
             kept.append(index)
         else:

@@ -83,7 +83,8 @@ def check_parity(model: InspectionModel, sample: np.ndarray, path: Path) -> floa
         rel, map_err, scale, map_rel,
     )  # fmt: skip
     agree = rel <= SCORE_RTOL and map_rel <= MAP_RTOL  # False for NaN
-    if not agree or got.reconstruction.shape != want[0].shape:
+    recon = got.reconstruction
+    if not agree or recon is None or recon.shape != want[0].shape:
         raise ExportError(
             f"ONNX Runtime disagrees with torch: score rel diff {rel:.2e} (limit {SCORE_RTOL}), "
             f"map diff {map_err:.2e} on a map scale of {scale:.3g} (limit {MAP_RTOL} of it)"

@@ -94,6 +94,8 @@ class FitResult:
     train_images: int  # the model learnt on these
     val_images: int  # the threshold was set on these
     bit_depth: BitDepth
+    train_seconds: float  # the training loop alone
+    device: str  # where the DAE was trained (and its mixed precision, if any)
 
 
 def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
@@ -211,6 +213,7 @@ def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
             "version": edge_version,
             "torch": torch.__version__,
             "device": result.device,
+            "amp": result.amp,
             "data": str(data),
             "train_images": len(train_idx),
             "model": model_config.as_dict(),
@@ -227,9 +230,11 @@ def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     staging.rename(out)
     seconds = time.perf_counter() - started
     log.info("fit: engine written to %s in %.1f s (threshold %.6g)", out, seconds, threshold)
+    device = result.device if result.amp is None else f"{result.device} ({result.amp})"
     return FitResult(
-        out, threshold, rule, result.losses, seconds, len(train_idx), len(val_idx), depth
-    )
+        out, threshold, rule, result.losses, seconds, len(train_idx), len(val_idx), depth,
+        result.seconds, device,
+    )  # fmt: skip
 
 
 def _input_spec(
@@ -319,8 +324,8 @@ def _threshold(
             crops.append(frame)
             continue
         registration = aligned.registrar.register(frame)
-        if registration.accepted:  # an unregistered part is rejected on the line anyway
-            kept.append(item)
+        if registration.accepted and registration.aligned is not None:
+            kept.append(item)  # (an unregistered part is rejected on the line anyway)
             crops.append(registration.aligned)
     scores, _ = _score(backend, np.stack([to_model_input(c, spec) for c in crops]))
     is_defect = np.array([i.cls == "defect" for i in kept])

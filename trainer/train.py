@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -35,7 +36,26 @@ class TrainConfig:
 class TrainResult:
     model: DenoisingAutoencoder
     losses: list[float]  # mean training loss per epoch
-    device: str
+    device: str  # "cpu" | "cuda" | "cuda:1" ...
+    amp: str | None = None  # mixed precision used on CUDA: "bf16" | "fp16"; None: fp32
+    seconds: float = 0.0  # the training loop alone (all epochs)
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Autocast dtype on this device: bf16 where the GPU has it (compute capability 8.0+;
+    no loss scaling needed), fp16 with a gradient scaler on older GPUs (Volta, Turing, Xavier),
+    None (fp32) on the CPU, where mixed precision does not pay."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def describe(device: torch.device, amp: torch.dtype | None) -> str:
+    """e.g. "cuda (NVIDIA H200, bf16 autocast)" or "cpu (fp32)", for logs and progress."""
+    if device.type != "cuda":
+        return f"{device} (fp32)"
+    name = torch.cuda.get_device_name(device)
+    return f"{device} ({name}, {'bf16' if amp == torch.bfloat16 else 'fp16'} autocast)"
 
 
 def pick_device(requested: str) -> torch.device:
@@ -96,10 +116,16 @@ def train_dae(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch
     )
-    # Mixed precision only where it pays (CUDA); bf16 needs no loss scaling.
-    amp = device.type == "cuda"
+    # Mixed precision only where it pays (CUDA); bf16 needs no loss scaling, fp16 does.
+    amp = amp_dtype(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    where = describe(device, amp)
+    log.info("training on %s: %d epochs of %d images", where, config.epochs, len(images))
     losses: list[float] = []
-    bar = progress_bar(total=config.epochs, desc="training", unit="epoch", enabled=show_progress)
+    bar = progress_bar(
+        total=config.epochs, desc=f"training on {where}", unit="epoch", enabled=show_progress
+    )
+    started = time.perf_counter()
     model.train()
     for epoch in range(config.epochs):
         order = torch.randperm(len(data), generator=generator)
@@ -108,11 +134,12 @@ def train_dae(
             clean = data[order[start : start + config.batch_size]].to(device, memory_format=layout)
             noise = torch.randn(clean.shape, generator=generator).to(device) * config.noise_sigma
             corrupted = paste_patches(clean, config.patch_prob, generator) + noise
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 loss = F.mse_loss(model(corrupted).float(), clean)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             total += loss.item() * len(clean)
         losses.append(total / len(data))
@@ -120,6 +147,9 @@ def train_dae(
         if on_epoch:
             on_epoch(epoch, losses[-1])
     bar.close()
+    seconds = time.perf_counter() - started
+    log.info("trained on %s in %.1f s (%.3f s/epoch)", where, seconds, seconds / config.epochs)
     model.eval()
     model = model.cpu().to(memory_format=torch.contiguous_format)
-    return TrainResult(model=model, losses=losses, device=str(device))
+    precision = None if amp is None else ("bf16" if amp == torch.bfloat16 else "fp16")
+    return TrainResult(model, losses, str(device), precision, seconds)

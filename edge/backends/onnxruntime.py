@@ -8,26 +8,33 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.backends.base import ModelOutputs
-from edge.errors import InferenceError
+from edge.backends.base import DeviceInput, InferenceBackend, ModelOutputs
+from edge.config.engine import OnnxRuntimeSettings
+from edge.errors import BackendUnavailable, InferenceError
 from edge.manifest import MODEL_OUTPUTS
 
 log = logging.getLogger(__name__)
 
 
 class OnnxRuntimeBackend:
-    name = "onnxruntime"
+    """ONNX Runtime on the CPU, configured by its section (default: ONNX Runtime's own
+    threading). BackendUnavailable when onnxruntime is not installed."""
 
-    def __init__(self, model_file: Path, *, threads: int = 0) -> None:
+    name = "onnxruntime"
+    precision = "fp32"
+    golden_rtol = 0.0  # the reference: the golden scores were computed with it
+
+    def __init__(self, model_file: Path, config: OnnxRuntimeSettings | None = None) -> None:
+        settings = config or OnnxRuntimeSettings()
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise InferenceError(
+            raise BackendUnavailable(
                 "ONNX Runtime is not installed: pip install 'partsight[edge]' (or onnxruntime)"
             ) from exc
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        if settings.threads:
+            options.intra_op_num_threads = settings.threads
         options.log_severity_level = 3  # warnings about unused initialisers are noise on the line
         try:
             self._session = ort.InferenceSession(
@@ -47,3 +54,9 @@ class OnnxRuntimeBackend:
         except Exception as exc:
             raise InferenceError(f"ONNX Runtime failed: {exc}") from exc
         return ModelOutputs(reconstruction=recon, anomaly_map=amap, score=score)
+
+    def device_input(self) -> DeviceInput | None:
+        return None  # runs from host memory
+
+    def at_fp32(self, why: str) -> InferenceBackend | None:
+        return None  # FP32 already

@@ -12,11 +12,14 @@ from __future__ import annotations
 from edge.config.camera import BaslerCameraConfig, CameraConfig, ReplayCameraConfig
 from edge.config.check import check_config_main
 from edge.config.engine import (
+    AutoBackendConfig,
     BackendConfig,
     EngineConfig,
     OnnxRuntimeBackendConfig,
+    OnnxRuntimeSettings,
     RegistrationConfig,
     TensorRtBackendConfig,
+    TensorRtSettings,
 )
 from edge.config.errors import ConfigError
 from edge.config.loader import load_config
@@ -29,6 +32,7 @@ from edge.config.secrets import LoadedSecret
 from edge.config.station import StationConfig
 
 __all__ = [
+    "AutoBackendConfig",
     "BackendConfig",
     "BaslerCameraConfig",
     "CameraConfig",
@@ -40,12 +44,14 @@ __all__ = [
     "MqttConfig",
     "NoneRejectConfig",
     "OnnxRuntimeBackendConfig",
+    "OnnxRuntimeSettings",
     "PipelineConfig",
     "RegistrationConfig",
     "RejectConfig",
     "ReplayCameraConfig",
     "StationConfig",
     "TensorRtBackendConfig",
+    "TensorRtSettings",
     "TriggerConfig",
     "WatchdogConfig",
     "check_config_main",

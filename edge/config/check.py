@@ -25,9 +25,17 @@ def load_or_report(path: Path | str) -> Config | None:
 
 def check_config_main(path: Path | str) -> int:
     """Print every problem as `FILE: section.key: message` on stderr and return 2, or
-    `FILE: OK` and a one-line summary on stdout and return 0."""
+    `FILE: OK` and a one-line summary on stdout and return 0. A backend whose runtime is not
+    installed here (kind = "tensorrt" without TensorRT) is a problem too: the daemon would
+    not start."""
     config = load_or_report(path)
     if config is None:
+        return EXIT_INVALID
+    from edge.backends import missing_runtime  # not at import: edge.backends imports edge.config
+
+    missing = missing_runtime(config.engine.backend)
+    if missing is not None:
+        print(f"{path}: engine.backend.kind: {missing}", file=sys.stderr)
         return EXIT_INVALID
     print(f"{path}: OK")
     print(config.summary())

@@ -9,20 +9,34 @@ from pydantic import Field, ValidationInfo, model_validator
 from edge.config.base import ConfigPath, ExistingPath, StrictModel, context_of
 
 
-class OnnxRuntimeBackendConfig(StrictModel):
-    """ONNX Runtime on the CPU: portable, and the reference the trainer checks exports with."""
+class OnnxRuntimeSettings(StrictModel):
+    """ONNX Runtime's settings (kind = "onnxruntime", or [engine.backend.onnxruntime] under
+    kind = "auto")."""
 
-    kind: Literal["onnxruntime"] = Field("onnxruntime", description="ONNX Runtime")
     threads: int = Field(0, ge=0, description="intra-op threads; 0: ONNX Runtime's default")
 
 
-class TensorRtBackendConfig(StrictModel):
-    """TensorRT on an NVIDIA GPU (a Jetson). The plan is built from the bundle's ONNX file on
-    first use and cached per TensorRT version and GPU."""
+class OnnxRuntimeBackendConfig(OnnxRuntimeSettings):
+    """ONNX Runtime on the CPU: portable, and the reference the trainer checks exports with."""
 
-    kind: Literal["tensorrt"] = Field("tensorrt", description="TensorRT")
+    kind: Literal["onnxruntime"] = Field("onnxruntime", description="ONNX Runtime")
+
+
+class TensorRtSettings(StrictModel):
+    """TensorRT's settings (kind = "tensorrt", or [engine.backend.tensorrt] under
+    kind = "auto"). The plan is built from the bundle's ONNX file on first use (or ahead of
+    time by `partsight engine build`) and cached per ONNX file, TensorRT version, GPU and
+    precision."""
+
     workspace_mb: int = Field(1024, ge=1, description="builder workspace limit, MiB")
-    fp16: bool = Field(True, description="allow FP16 kernels (faster on Jetson; scores shift)")
+    fp16: bool = Field(
+        True,
+        description="build an FP16 plan where the GPU has fast FP16; it is kept only if the "
+        "golden samples still pass (within 1 %, or their own rtol if larger), else FP32",
+    )
+    max_batch: int = Field(
+        8, ge=1, le=64, description="largest batch the plan takes (the daemon sends 1)"
+    )
     cache_dir: ConfigPath = Field(
         description="where built plans are cached; default: <state_dir>/cache/tensorrt"
     )
@@ -35,8 +49,35 @@ class TensorRtBackendConfig(StrictModel):
         return data
 
 
+class TensorRtBackendConfig(TensorRtSettings):
+    """TensorRT on an NVIDIA GPU (a Jetson). Without TensorRT or a GPU the daemon does not
+    start (exit 2): it never falls back to a CPU that would miss every deadline."""
+
+    kind: Literal["tensorrt"] = Field("tensorrt", description="TensorRT")
+
+
+class AutoBackendConfig(StrictModel):
+    """TensorRT when it can be imported and Numba sees a CUDA GPU, else ONNX Runtime; the
+    choice is logged and published on the retained `engine` topic."""
+
+    kind: Literal["auto"] = Field("auto", description="TensorRT if usable, else ONNX Runtime")
+    tensorrt: TensorRtSettings = Field(description="settings used when TensorRT is chosen")
+    onnxruntime: OnnxRuntimeSettings = Field(
+        description="settings used when ONNX Runtime is chosen"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        # Filled in as tables so they are validated with the loader's context (state_dir).
+        if isinstance(data, dict):
+            data = {"tensorrt": {}, "onnxruntime": {}, **data}
+        return data
+
+
 BackendConfig = Annotated[
-    OnnxRuntimeBackendConfig | TensorRtBackendConfig, Field(discriminator="kind")
+    OnnxRuntimeBackendConfig | TensorRtBackendConfig | AutoBackendConfig,
+    Field(discriminator="kind"),
 ]
 
 
@@ -47,7 +88,7 @@ class EngineConfig(StrictModel):
     )
     backend: BackendConfig = Field(
         default_factory=OnnxRuntimeBackendConfig,
-        description="the inference backend, by kind: onnxruntime | tensorrt",
+        description="the inference backend, by kind: onnxruntime | tensorrt | auto",
     )
     threshold: float | None = Field(
         None,

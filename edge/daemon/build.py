@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edge.config import BaslerCameraConfig, Config
 from edge.daemon.acquisition import AcquisitionSettings, TriggerMode
@@ -24,12 +24,10 @@ def open_inspector(config: Config) -> Inspector:
     this machine never judges a part (BundleError)."""
     from edge.inspector import Inspector
 
-    backend = config.engine.backend
     inspector = Inspector.open(
         config.engine.path,
-        backend=backend.kind,
+        backend=config.engine.backend,
         threshold=config.engine.threshold,
-        threads=getattr(backend, "threads", 0),
         registration_device=config.registration.device,
         min_confidence=config.registration.min_confidence,
     )
@@ -37,13 +35,17 @@ def open_inspector(config: Config) -> Inspector:
     return inspector
 
 
-def engine_info(inspector: Any) -> EngineInfo | None:
-    """The engine's name and version, if the inspector has a bundle to read them from."""
-    manifest = getattr(getattr(inspector, "bundle", None), "manifest", None)
-    name, version = getattr(manifest, "name", None), getattr(manifest, "version", None)
-    if not name or not version:
+def engine_info(inspector: object) -> EngineInfo | None:
+    """The engine's name and version and the backend that really runs it (after `auto` chose,
+    and after an FP16 plan that missed its golden samples was replaced), for an Inspector;
+    None for a stand-in engine (tests) with no bundle to describe."""
+    from edge.inspector import Inspector
+
+    if not isinstance(inspector, Inspector):
         return None
-    return EngineInfo(str(name), str(version))
+    manifest = inspector.bundle.manifest
+    backend = inspector.backend
+    return EngineInfo(manifest.name, manifest.version, backend.name, backend.precision)
 
 
 def trigger_mode(config: Config) -> TriggerMode:

@@ -279,11 +279,10 @@ class Daemon:
             log.info("MQTT is disabled: results are not published")
             return
         self.publisher.start()
-        backend = self.config.engine.backend.kind
         threshold = getattr(self.inspector, "threshold", None)
         # Retained, not durable: the publisher sends it again on every reconnect.
         self.publisher.publish(
-            "engine", engine_payload(self.engine, threshold, backend), retain=True, durable=False
+            "engine", engine_payload(self.engine, threshold), retain=True, durable=False
         )
 
     def _stop_mqtt(self, timeout_s: float) -> None:

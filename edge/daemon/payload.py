@@ -46,16 +46,16 @@ def result_payload(verdict: Verdict, station: str) -> dict[str, Any]:
     }
 
 
-def engine_payload(
-    engine: EngineInfo | None, threshold: float | None, backend: str
-) -> dict[str, Any]:
-    """The retained `engine` message: what judges this station's parts."""
+def engine_payload(engine: EngineInfo | None, threshold: float | None) -> dict[str, Any]:
+    """The retained `engine` message: what judges this station's parts, and on what (the
+    backend `auto` chose, and its precision)."""
     return {
         "schema": ENGINE_SCHEMA,
         "name": engine.name if engine else None,
         "version": engine.version if engine else None,
         "threshold": finite_or_none(threshold),
-        "backend": backend,
+        "backend": engine.backend if engine else None,
+        "precision": engine.precision if engine else None,
     }
 
 

@@ -46,6 +46,8 @@ class CameraInfo:
 class EngineInfo:
     name: str
     version: str
+    backend: str | None = None  # the inference backend that really runs: onnxruntime | tensorrt
+    precision: str | None = None  # fp32 | fp16
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,7 +38,9 @@ class Registration:
     ``confidence``: the fraction of the template's edge points the frame confirms at ``pose``
     (about 1 for a clean match, about 0 for no part, ~0.2-0.35 for a different part); a part
     whose material leaves the frame is penalised on top (see ``Registrar``). ``aligned``: the
-    frame warped into the template window (same dtype and channels as the frame). ``mask``:
+    frame warped into the template window (same dtype and channels as the frame); None when
+    the caller asked for the pose only (``register(frame, warp=False)``: the GPU path cuts the
+    crop on the device). ``mask``:
     the template's foreground, uint8 (h, w), 255 = material, read-only and shared.
     ``accepted``: ``confidence >= min_confidence`` of the Registrar that produced it.
     ``in_view``: the fraction of the part's outline inside the frame at ``pose``.
@@ -46,7 +48,7 @@ class Registration:
 
     pose: Pose
     confidence: float
-    aligned: np.ndarray
+    aligned: np.ndarray | None
     mask: np.ndarray
     accepted: bool = True
     in_view: float = 1.0

@@ -131,9 +131,10 @@ class Registrar:
         self.register(frame.astype(np.uint16) * 257)
         log.info("registration warm-up on %s took %.2f s", self.device, time.perf_counter() - t0)
 
-    def register(self, frame: np.ndarray) -> Registration:
+    def register(self, frame: np.ndarray, *, warp: bool = True) -> Registration:
         """Register one frame; low confidence (never an exception) when there is no usable part.
-        RegistrationError only for input that is not an image registration can read."""
+        ``warp=False``: the pose only, no host crop (``aligned`` is None). RegistrationError only
+        for input that is not an image registration can read."""
         frame = check_image(frame)
         t0 = time.perf_counter()
         grey = to_grey(frame)
@@ -150,7 +151,9 @@ class Registrar:
         in_view = self._in_view(pose, grey.shape)
         if in_view < 1.0 - self.border_tolerance:
             confidence *= CUT_PENALTY
-        aligned = warp_to_template(frame, pose, self.template.ref, self.template.size)
+        aligned = (
+            warp_to_template(frame, pose, self.template.ref, self.template.size) if warp else None
+        )
         t5 = time.perf_counter()
         self.last_timings = {
             "pyramid": t1 - t0, "coarse": t2 - t1, "local": t3 - t2,

@@ -151,11 +151,12 @@ def test_total_latency_and_rejected() -> None:
 
 
 def test_engine_payload() -> None:
-    payload = engine_payload(EngineInfo("bracket", "1.2.0"), 5.0, "onnxruntime")
+    payload = engine_payload(EngineInfo("bracket", "1.2.0", "tensorrt", "fp16"), 5.0)
     assert payload == {
         "schema": "partsight.engine/1",
         "name": "bracket",
         "version": "1.2.0",
         "threshold": 5.0,
-        "backend": "onnxruntime",
+        "backend": "tensorrt",
+        "precision": "fp16",
     }

@@ -14,25 +14,12 @@ import pytest
 from edge.images import read_image
 from edge.inspector import Inspector
 from trainer.evaluate import evaluate
-from trainer.fit import FitConfig, FitResult, fit
-from trainer.model import DAEConfig
-from trainer.synth import SynthConfig, write_dataset
-from trainer.train import TrainConfig
-
-POSED = SynthConfig(size=(64, 64), frame=(160, 160), random_pose=True, clutter=True)
+from trainer.fit import FitResult
 
 
 @pytest.fixture(scope="module")
-def posed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FitResult]:
-    root = tmp_path_factory.mktemp("posed") / "data"
-    write_dataset(root, 16, POSED, seed=5, progress=False)
-    config = FitConfig(
-        model=DAEConfig(width=4, depth=3, bottleneck=4),
-        train=TrainConfig(epochs=2, batch_size=8, seed=0),
-        registration_device="cpu",
-        show_progress=False,
-    )
-    return root, fit(root, tmp_path_factory.mktemp("e") / "posed-engine", config)
+def posed(posed_engine: tuple[Path, FitResult]) -> tuple[Path, FitResult]:
+    return posed_engine
 
 
 def test_posed_data_is_registered_by_default(posed: tuple[Path, FitResult]) -> None:
