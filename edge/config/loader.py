@@ -143,7 +143,7 @@ def _unknown_key(key: str, parent: type[BaseModel] | None) -> str:
         )
     if parent is None:
         return "unknown key"
-    known = list(parent.model_fields)
+    known = [field.alias or name for name, field in parent.model_fields.items()]
     close = difflib.get_close_matches(key, known, n=1)
     if close:
         return f"unknown key (did you mean {close[0]!r}?)"
