@@ -28,6 +28,7 @@ from edge.daemon.build import acquisition_settings, engine_info, open_inspector,
 from edge.daemon.counters import PipelineCounters
 from edge.daemon.inspection import InspectionWorker, PartInspector
 from edge.daemon.messages import Heartbeat, Outcome, Part
+from edge.daemon.monitoring import MonitorWorker, create_monitor, measures_frames, station_sample
 from edge.daemon.output import OutputWorker
 from edge.daemon.payload import engine_payload
 from edge.daemon.queues import StageQueue
@@ -72,7 +73,7 @@ class Daemon:
         notifier: Notifier | None = None,
         clock: Clock | None = None,
         status_interval_s: float = 5.0,
-        metrics_interval_s: float = 10.0,
+        metrics_interval_s: float | None = None,
     ) -> None:
         """Components not passed in are built from `config`: the engine is loaded and its
         golden samples run here (BundleError), the camera is created but not opened. Files,
@@ -94,7 +95,7 @@ class Daemon:
         self._own_part_ids = part_ids is None
         self._outbox: Outbox | None = None
         self.status_interval_s = status_interval_s
-        self.metrics_interval_s = metrics_interval_s
+        self.metrics_interval_s = metrics_interval_s or config.monitor.snapshot_s
 
         pipeline = config.pipeline
         self.counters = PipelineCounters()
@@ -114,6 +115,7 @@ class Daemon:
         self.acquisition: AcquisitionWorker | None = None
         self.inspection: InspectionWorker | None = None
         self.output: OutputWorker | None = None
+        self.monitor: MonitorWorker | None = None
         self._rate = RateMeter()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -190,7 +192,8 @@ class Daemon:
 
     def status(self) -> str:
         snap = self.counters.snapshot()
-        return status_line(snap, self._rate.update(snap.parts), self.publisher)
+        alerts = None if self.monitor is None else len(self.monitor.monitor.active())
+        return status_line(snap, self._rate.update(snap.parts), self.publisher, alerts)
 
     def metrics(self) -> dict[str, Any]:
         snap = self.counters.snapshot()
@@ -201,6 +204,9 @@ class Daemon:
             queues={"frames": self.frames.qsize(), "outputs": self.outputs.qsize()},
             camera_stats=self.camera.stats.as_dict(),
             mqtt=self.publisher.counters() if self.publisher is not None else None,
+            monitor=None
+            if self.monitor is None
+            else {**self.monitor.monitor.snapshot(), **self.monitor.counters()},
         )
 
     def _publish_metrics(self) -> None:
@@ -245,6 +251,7 @@ class Daemon:
             _Step("camera", self.camera.open, lambda _t: self.camera.close()),
             # After the camera: a camera output line needs the open device.
             _Step("reject output", self.reject.open, lambda _t: self.reject.close()),
+            _Step("monitor", self._start_monitor, self._join("monitor")),
             _Step("output worker", self._start_output, self._join("output")),
             _Step("inspection worker", self._start_inspection, self._join("inspection")),
             _Step("acquisition worker", self._start_acquisition, self._join("acquisition")),
@@ -291,6 +298,29 @@ class Daemon:
         if self._outbox is not None:
             self._outbox.close()
 
+    def _start_monitor(self) -> None:
+        if not self.config.monitor.enabled:
+            return
+        publisher = self.publisher
+        publish = (
+            None
+            if publisher is None
+            else lambda topic, payload, retain: publisher.publish(
+                topic, payload, qos=1, retain=retain, durable=True
+            )
+        )
+        self.monitor = MonitorWorker(
+            config=self.config.monitor,
+            monitor=create_monitor(self.config, self.inspector),
+            station=self.config.station.station,
+            publish=publish,
+            sample=lambda: station_sample(self.clock, self.camera, self._outbox),
+            upstream_done=lambda: self.output is None or self.output.done,
+            stop=self._stop,
+            on_fatal=self._on_fatal,
+        )
+        self.monitor.start()
+
     def _start_output(self) -> None:
         publisher = self.publisher
         publish = (
@@ -310,6 +340,7 @@ class Daemon:
             stop=self._stop,
             acquisition_done=lambda: self.acquisition is None or self.acquisition.done,
             on_fatal=self._on_fatal,
+            observe=None if self.monitor is None else self.monitor.offer,
         )
         self.output.start()
 
@@ -324,6 +355,7 @@ class Daemon:
             upstream_done=lambda: self.acquisition is None or self.acquisition.done,
             output_alive=self._output_alive,
             on_fatal=self._on_fatal,
+            measure_frames=measures_frames(self.config.monitor),
         )
         self.inspection.start()
 

@@ -94,6 +94,7 @@ def judged(
         defect_class=defect_class if defect_class in _CLASSES else None,
         class_probability=_float(getattr(inspection, "class_probability", None)),
         confidence=_float(getattr(inspection, "confidence", None)),
+        pose=getattr(inspection, "pose", None),
         source=source,
     )
 

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,6 +26,7 @@ from edge.daemon.queues import StageQueue
 from edge.daemon.verdict import ERROR, IMAGE, INFERENCE, NOK, TIMEOUT, EngineInfo, Verdict
 from edge.daemon.worker import FatalHandler, Worker
 from edge.errors import ImageError, InferenceError, PartSightError
+from edge.monitor.frame_stats import frame_stats
 from hw.camera.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,11 @@ class InspectionWorker(Worker):
         upstream_done: Callable[[], bool],
         output_alive: Callable[[], bool],
         on_fatal: FatalHandler,
+        measure_frames: bool = False,
     ) -> None:
         super().__init__("inspection", stop, on_fatal)
+        # Brightness, contrast and focus of every frame, for the metrics monitor (~1 ms).
+        self.measure_frames = measure_frames
         self.inspector = inspector
         self.engine = engine
         self.frames = frames
@@ -79,6 +84,17 @@ class InspectionWorker(Worker):
                 return
 
     def judge(self, part: Part) -> Verdict:
+        """The part's verdict, with its frame's statistics when they are measured."""
+        grab = part.grab
+        if not self.measure_frames or grab is None or grab.image is None or part.fault:
+            return self._judge(part)
+        try:
+            stats = frame_stats(grab.image)
+        except ValueError:  # a pixel type the engine refuses as well: judged as such
+            return self._judge(part)
+        return replace(self._judge(part), frame=stats)
+
+    def _judge(self, part: Part) -> Verdict:
         started = self.clock.monotonic_ns()
         latency = dict(part.latency_ms)
         latency["queue"] = max(0.0, (started - part.enqueued_ns) / 1e6)

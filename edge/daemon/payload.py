@@ -43,6 +43,9 @@ def result_payload(verdict: Verdict, station: str) -> dict[str, Any]:
         },
         "engine": _engine(verdict.engine),
         "camera": _camera(verdict.camera),
+        "confidence": finite_or_none(verdict.confidence),
+        "pose": _pose(verdict),
+        "frame": None if verdict.frame is None else verdict.frame.as_dict(),
     }
 
 
@@ -73,6 +76,16 @@ def _camera(camera: CameraInfo | None) -> dict[str, float | int] | None:
     if exposure is None or gain is None or exposure < 0:
         return None
     return {"frame_counter": camera.frame_counter, "exposure_us": exposure, "gain_db": gain}
+
+
+def _pose(verdict: Verdict) -> dict[str, float] | None:
+    pose = verdict.pose
+    if pose is None:
+        return None
+    x, y, angle = finite_or_none(pose.x), finite_or_none(pose.y), finite_or_none(pose.angle_deg)
+    if x is None or y is None or angle is None:
+        return None
+    return {"x": round(x, 3), "y": round(y, 3), "angle_deg": round(angle, 4)}
 
 
 def _region(region: dict[str, float | int]) -> dict[str, float | int]:

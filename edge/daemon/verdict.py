@@ -10,9 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from edge.regions import Region
 from hw.frame import Grab
+
+if TYPE_CHECKING:  # annotations only: no Numba or OpenCV import for a verdict
+    from edge.monitor.frame_stats import FrameStats
+    from edge.registration.pose import Pose
 
 OK, NOK, ERROR = "OK", "NOK", "ERROR"
 VERDICTS = (OK, NOK, ERROR)
@@ -68,6 +73,8 @@ class Verdict:
     defect_class: str | None = None  # the heatmap classifier's "defect" / "nuisance"
     class_probability: float | None = None
     confidence: float | None = None  # registration confidence, when the engine registers
+    pose: Pose | None = None  # where registration found the part (frame pixels, degrees)
+    frame: FrameStats | None = None  # brightness, contrast, focus of the frame (the monitor's)
     source: str | None = None  # the image file, for a replayed frame
     detail: str = ""  # a human-readable why (the camera's or the engine's message), for logs
 

@@ -29,6 +29,9 @@ NOK: dict[str, Any] = {
     "latency_ms": {"grab": 3.1, "register": 7.9, "infer": 11.4, "classify": 0.8, "total": 24.2},
     "engine": {"name": "bracket-a", "version": "1.4.0"},
     "camera": {"frame_counter": 88812, "exposure_us": 850.0, "gain_db": 0.0},
+    "confidence": 0.97,
+    "pose": {"x": 512.25, "y": 384.5, "angle_deg": -1.25},
+    "frame": {"brightness": 0.41, "contrast": 0.37, "focus": 2.7},
 }
 
 OK = NOK | {
@@ -51,6 +54,9 @@ CAMERA_FAULT = NOK | {
     "latency_ms": {"total": 500.0},
     "engine": None,
     "camera": None,
+    "confidence": None,
+    "pose": None,
+    "frame": None,
 }
 
 
@@ -95,6 +101,10 @@ INVALID = {
     "negative latency": NOK | {"latency_ms": {"infer": -1.0}},
     "engine without version": NOK | {"engine": {"name": "x"}},
     "station with slash": NOK | {"station": "a/b"},
+    "missing frame": _without("frame"),
+    "confidence above 1": NOK | {"confidence": 1.2},
+    "pose without angle": NOK | {"pose": {"x": 1.0, "y": 2.0}},
+    "negative brightness": NOK | {"frame": {"brightness": -0.1, "contrast": 0.3, "focus": 1.0}},
 }
 
 
