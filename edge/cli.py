@@ -21,6 +21,7 @@ from edge.config import check_config_main
 from edge.errors import ImageError, PartSightError
 from edge.images import DEFAULT_MAX_PIXELS, find_images, quiet_opencv, read_image
 from edge.inspector import ERROR, Inspection, Inspector, inspect_files
+from edge.monitor import replay
 from edge.overlay import map_in_frame, overlay_heatmap
 
 log = logging.getLogger("partsight")
@@ -123,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, metavar="FILE", help="the station's configuration (its backend)"
     )
     build.set_defaults(func=_engine_build)
+
+    monitor = sub.add_parser(
+        "monitor", help="replay a results log through the metric monitors, print the alerts"
+    )
+    replay.add_arguments(monitor)
+    monitor.set_defaults(func=replay.run)
     return parser
 
 

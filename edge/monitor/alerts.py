@@ -38,12 +38,15 @@ class Alert:
     raised_time: str | None
     message: str  # one human sentence
 
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+    def __post_init__(self) -> None:
+        # Six significant digits, as published: a saved and restored alert is the same alert.
         for key in ("value", "baseline"):
-            value = out[key]
-            out[key] = None if value is None or not math.isfinite(value) else float(f"{value:.6g}")
-        return out
+            value = getattr(self, key)
+            rounded = None if value is None or not math.isfinite(value) else float(f"{value:.6g}")
+            object.__setattr__(self, key, rounded)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:

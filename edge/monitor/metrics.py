@@ -155,6 +155,12 @@ LEVELS: tuple[LevelMetric, ...] = (
     LevelMetric("line_idle", "line", "info", high=120.0, low=0.0, unit=" s"),
 )
 
+LABELS: dict[str, str] = {
+    **{m.name: m.label for m in RATES},
+    **{m.name: m.label for m in MEANS},
+    **{m.name: m.label for m in LEVELS},
+}
+
 NAMES: tuple[str, ...] = (
     *(m.name for m in RATES),
     *(m.name for m in MEANS),

@@ -311,6 +311,22 @@ class Monitor:
             alerts = [g.active for g in self._gates() if g.active is not None]
         return sorted(alerts, key=lambda a: (a.raised_time or "", a.raised_part or 0, a.id))
 
+    def readings(self) -> dict[str, tuple[float | None, float | None, float | None]]:
+        """(latest value, chart statistic, chart limit) of every metric, for plotting a replay;
+        for a level (value, high, low). None where there is nothing yet."""
+        with self._lock:
+            out: dict[str, tuple[float | None, float | None, float | None]] = {}
+            for tracker in self._charts():
+                chart = tracker.detector
+                out[tracker.name] = (
+                    tracker.last,
+                    None if chart is None else chart.statistic(),
+                    None if chart is None else chart.limit,
+                )
+            for name, level in self.levels.items():
+                out[name] = (level.value, level.high, level.low)
+            return out
+
     def snapshot(self) -> dict[str, Any]:
         """Current values, baselines and chart states, for the `metrics` topic."""
         with self._lock:

@@ -55,6 +55,7 @@ class _Tracker:
         self.detector = None
         self.display = 0.0  # the snapshot's current value (EWMA), once seen > 0
         self.seen = 0
+        self.last: float | None = None  # the latest value (0/1 for a rate)
         # where the current excursion on each side began: (part id, trigger time)
         self.start: dict[int, tuple[int, str | None]] = {}
         self.disabled = ""  # why the chart cannot run, when it cannot
@@ -132,6 +133,7 @@ class RateTracker(_Tracker):
 
     def observe(self, obs: PartObservation) -> AlertEvent | None:
         hit = self.counts(obs)
+        self.last = hit
         self.seen += 1
         self.display += _DISPLAY_WEIGHT * (hit - self.display)
         chart = self.chart
@@ -246,7 +248,6 @@ class MeanTracker(_Tracker):
         self.chart: TabularCusum | Ewma | None = None
         self._mean = 0.0
         self._std = 1.0
-        self.last: float | None = None
 
     @property
     def _label(self) -> str:
