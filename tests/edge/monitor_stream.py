@@ -54,7 +54,9 @@ def part(line: Line, part_id: int, rng: np.random.Generator) -> dict[str, Any]:
         threshold=line.threshold,
         latency_ms={"inspect": latency * 0.8, "total": latency},
         confidence=min(1.0, float(rng.normal(line.confidence, 0.01))),
-        pose=Pose(float(rng.normal(x, 1.0)), float(rng.normal(y, 1.0)), float(rng.normal(angle, 0.5))),
+        pose=Pose(
+            float(rng.normal(x, 1.0)), float(rng.normal(y, 1.0)), float(rng.normal(angle, 0.5))
+        ),
         frame=FrameStats(
             brightness=line.brightness * float(np.exp(rng.normal(0, 0.01))),
             contrast=line.contrast * float(np.exp(rng.normal(0, 0.02))),
@@ -83,4 +85,3 @@ def camera_fault(part_id: int) -> dict[str, Any]:
         latency_ms={"total": 1.0},
     )
     return result_payload(verdict, "cam-1")
-

@@ -153,7 +153,9 @@ def test_an_alert_does_not_flap_while_the_metric_hovers_at_its_limit() -> None:
     # in and out of control every 20 parts: never 50 clean parts in a row, so no clear
     for block in range(20):
         x = 104.0 if block % 2 else 100.0
-        events += feed(monitor, parts(replace(LINE, pose=(x, 80.0, 0.0)), 651 + 20 * block, 20, rng))
+        events += feed(
+            monitor, parts(replace(LINE, pose=(x, 80.0, 0.0)), 651 + 20 * block, 20, rng)
+        )
     assert cleared(events) == [] and raised(events) == ["pose_x"]
     events += feed(monitor, parts(LINE, 1051, 200, rng))
     assert cleared(events) == ["pose_x"]
@@ -207,7 +209,9 @@ def test_another_engine_starts_afresh_and_withdraws_the_old_alerts(tmp_path: Pat
     assert monitor.snapshot()["engine"] == "tiny@0.3.0#123"
 
 
-def test_an_unreadable_state_file_is_set_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unreadable_state_file_is_set_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "monitor-state.json"
     path.write_text('{"version": 1, "engine": ')
     with caplog.at_level(logging.WARNING):
@@ -322,8 +326,18 @@ def test_the_payloads_for_scada() -> None:
 
 def test_inspect_lines_feed_what_they_have() -> None:
     monitor = Monitor(config(warmup_parts=20), engine=None)
-    line = {"file": "a.png", "engine": "tiny@0.1.0", "verdict": "OK", "reason": "", "score": 1.0,
-            "threshold": 1.6, "regions": [], "latency_ms": {}, "pose": None, "confidence": None}  # fmt: skip
+    line = {
+        "file": "a.png",
+        "engine": "tiny@0.1.0",
+        "verdict": "OK",
+        "reason": "",
+        "score": 1.0,
+        "threshold": 1.6,
+        "regions": [],
+        "latency_ms": {},
+        "pose": None,
+        "confidence": None,
+    }
     for i in range(30):
         monitor.observe(PartObservation.read(line | {"score": 1.0 + 0.01 * (i % 3)}, i + 1))
     metrics = monitor.snapshot()["metrics"]
@@ -334,7 +348,10 @@ def test_inspect_lines_feed_what_they_have() -> None:
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({"schema": "partsight.result/1", "verdict": "OK"}, "not a result payload: missing 'part_id'"),
+        (
+            {"schema": "partsight.result/1", "verdict": "OK"},
+            "not a result payload: missing 'part_id'",
+        ),
         ({"schema": "partsight.metrics/1"}, "not a result: schema 'partsight.metrics/1'"),
         ({"verdict": "MAYBE"}, "not a line of partsight inspect: verdict 'MAYBE' is not OK"),
         ({"verdict": "OK", "score": "1.0"}, "not a line of partsight inspect: expected a number"),

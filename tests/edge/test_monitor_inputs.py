@@ -68,7 +68,9 @@ def test_frame_stats_of_16_bit_and_colour_frames_agree_with_8_bit_mono() -> None
     deep = mono.astype(np.uint16) * 257  # the same picture at 16 bits
     colour = np.repeat(mono[:, :, None], 3, axis=2)
     for other in (deep, colour):
-        assert frame_stats(other).brightness == pytest.approx(frame_stats(mono).brightness, rel=1e-3)
+        assert frame_stats(other).brightness == pytest.approx(
+            frame_stats(mono).brightness, rel=1e-3
+        )
         assert frame_stats(other).focus == pytest.approx(frame_stats(mono).focus, rel=1e-2)
     with pytest.raises(ValueError, match="uint8 or uint16"):
         frame_stats(mono.astype(np.float32))
@@ -85,7 +87,9 @@ def test_running_moments_match_numpy() -> None:
     moments = RunningMoments()
     for x in data:
         moments.add(float(x))
-    assert moments.mean == pytest.approx(data.mean()) and moments.std == pytest.approx(data.std(ddof=1))
+    assert moments.mean == pytest.approx(data.mean()) and moments.std == pytest.approx(
+        data.std(ddof=1)
+    )
 
 
 def test_decaying_histogram_quantiles_follow_the_recent_values() -> None:
@@ -174,7 +178,11 @@ def test_the_catalogue_and_the_configuration_name_the_same_metrics() -> None:
             "unknown key (did you mean 'brightness'?)",
         ),
         ("[monitor.metrics.focus]\nh = -2.0", "monitor.metrics.focus.h", "greater than 0"),
-        ("[monitor.ewma]\nlamda = 0.2", "monitor.ewma.lamda", "unknown key (did you mean 'lambda'?)"),
+        (
+            "[monitor.ewma]\nlamda = 0.2",
+            "monitor.ewma.lamda",
+            "unknown key (did you mean 'lambda'?)",
+        ),
         (
             '[monitor.metrics.pose_x]\ndetector = "cusum"\nlambda = 0.2',
             "monitor.metrics.pose_x",
@@ -185,8 +193,11 @@ def test_the_catalogue_and_the_configuration_name_the_same_metrics() -> None:
             "monitor",
             "metrics.pose_y: lambda and L are EWMA settings; the metric uses cusum",
         ),
-        ("[monitor.metrics.outbox_depth]\nhigh = 5.0\nlow = 10.0", "monitor.metrics.outbox_depth",
-         "low (10.0) must be below high (5.0)"),  # fmt: skip
+        (
+            "[monitor.metrics.outbox_depth]\nhigh = 5.0\nlow = 10.0",
+            "monitor.metrics.outbox_depth",
+            "low (10.0) must be below high (5.0)",
+        ),
         ("[monitor]\nwarmup_parts = 5", "monitor.warmup_parts", "greater than or equal to 20"),
     ],
 )
@@ -207,7 +218,8 @@ def test_a_good_monitor_section_is_accepted(tmp_path: Path) -> None:
     (tmp_path / "engine").mkdir()
     text = MINIMAL + (
         '\n[monitor]\nwarmup_parts = 200\ndetector = "ewma"\n[monitor.ewma]\nlambda = 0.2\nL = 3\n'
-        '[monitor.metrics.nok_rate]\nenabled = true\n[monitor.metrics.pose_angle]\nenabled = false\n'
+        "[monitor.metrics.nok_rate]\nenabled = true\n"
+        "[monitor.metrics.pose_angle]\nenabled = false\n"
         '[monitor.metrics.focus]\ndetector = "cusum"\nh = 8.0\n'
     )
     assert check_config_main(write(tmp_path, text)) == 0
