@@ -73,6 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--bit-depth", type=int, choices=(8, 16), default=8)
     synth.add_argument("--color", action="store_true", help="3-channel images")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--drift",
+        action="append",
+        metavar="KIND:START[-END]:VALUE",
+        help="write one run of COUNT parts in line order instead of a dataset, with this drift "
+        "(lamp:300:0.01 dims 1 %% per 50 parts, shift:300:3 moves the part 3 px, "
+        "defects:300:0.1 steps the defect rate to 10 %%); repeatable",
+    )
+    synth.add_argument(
+        "--defect-rate", type=float, default=0.02, help="a run's defect rate outside drifts"
+    )
     synth.set_defaults(func=_synth)
 
     fit = sub.add_parser("fit", help="train an engine on DIR/train/good and write its bundle")
@@ -155,6 +166,21 @@ def _synth(args: argparse.Namespace) -> int:
         bit_depth=args.bit_depth,
         color=args.color,
     )
+    if args.drift:
+        from trainer.synth_drift import Drift, write_run
+
+        drifts = [Drift.parse(text) for text in args.drift]
+        run = write_run(
+            args.out,
+            args.count,
+            config,
+            args.seed,
+            drifts,
+            args.defect_rate,
+            progress=not args.no_progress,
+        )
+        print(run)
+        return EXIT_OK
     summary = write_dataset(args.out, args.count, config, args.seed, progress=not args.no_progress)
     print(summary)
     return EXIT_OK

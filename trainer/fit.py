@@ -33,6 +33,7 @@ from edge.manifest import (
     RegistrationSpec,
     ScoringSpec,
 )
+from edge.monitor.baseline import validation_figures
 from edge.preprocess import check_image, to_model_input
 from trainer.alignment import Aligned, align_training_set, poses_vary
 from trainer.checkpoint import save_checkpoint
@@ -207,6 +208,10 @@ def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
             "good_score_std": float(val_scores.std(ddof=1)),
             "good_score_max": float(val_scores.max()),
             "final_train_loss": result.losses[-1],
+            # the metrics monitor's good-part baselines: frame statistics, poses (edge.monitor)
+            **validation_figures(
+                raw, aligned.poses if aligned else (), aligned.confidences if aligned else ()
+            ),
         },
         golden=tuple(golden),
         trainer={
