@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from edge.monitor.metrics import Severity
+from edge.monitor.metrics import LABELS, Severity
 
 ALERT_SCHEMA = "partsight.alert/1"
 ACTIVE_SCHEMA = "partsight.alerts/1"
@@ -144,7 +144,9 @@ def back_in_control(alert: Alert | None) -> str:
     """The clear's sentence: what is back, and what the raise had said."""
     if alert is None:
         return "back in control"
-    return f"{alert.metric} back in control (raised at part {alert.raised_part}: {alert.message})"
+    label = LABELS.get(alert.metric, alert.metric)
+    when = f"part {alert.raised_part}" if alert.raised_part is not None else alert.raised_time
+    return f"{label} back in control (raised at {when}: {alert.message})"
 
 
 # -- sentences ------------------------------------------------------------------------------------

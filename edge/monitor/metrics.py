@@ -150,9 +150,9 @@ LEVELS: tuple[LevelMetric, ...] = (
     LevelMetric("score_p99", "OK parts' score p99", "warning", high=0.5, low=0.25),
     LevelMetric("latency_p99", "latency p99", "critical", high=0.8, low=0.6, unit=" ms"),
     LevelMetric("outbox_depth", "MQTT outbox", "warning", high=500, low=50),
-    LevelMetric("camera_lost", "camera", "critical", high=2.0, low=0.0, unit=" s"),
+    LevelMetric("camera_lost", "camera connection", "critical", high=2.0, low=0.0, unit=" s"),
     LevelMetric("camera_reconnects", "camera outages", "warning", high=3, low=0),
-    LevelMetric("line_idle", "line", "info", high=120.0, low=0.0, unit=" s"),
+    LevelMetric("line_idle", "part flow", "info", high=120.0, low=0.0, unit=" s"),
 )
 
 LABELS: dict[str, str] = {

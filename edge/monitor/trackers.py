@@ -74,10 +74,6 @@ class _Tracker:
             return self.gate.cleared(obs.part_id, obs.time, back_in_control(self.gate.active))
         return None
 
-    @property
-    def _label(self) -> str:
-        raise NotImplementedError
-
     def _alert(
         self, side: int, obs: PartObservation, started: tuple[int, str | None], parts: int
     ) -> Alert:
@@ -126,10 +122,6 @@ class RateTracker(_Tracker):
         self.parts = 0  # warm-up
         self.events = 0
         self.chart: BernoulliCusum | None = None
-
-    @property
-    def _label(self) -> str:
-        return self.metric.label
 
     def observe(self, obs: PartObservation) -> AlertEvent | None:
         hit = self.counts(obs)
@@ -248,10 +240,6 @@ class MeanTracker(_Tracker):
         self.chart: TabularCusum | Ewma | None = None
         self._mean = 0.0
         self._std = 1.0
-
-    @property
-    def _label(self) -> str:
-        return self.metric.label
 
     def _chart(self) -> TabularCusum | Ewma:
         if self.kind == "ewma":

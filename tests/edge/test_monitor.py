@@ -112,7 +112,7 @@ def test_a_dimming_lamp_raises_brightness_only_and_clears_once_it_is_fixed() -> 
     clear = _first(back, "cleared")
     assert clear.alert.id == alert.id
     assert 100 <= clear.part_id - 1000 < 200  # type: ignore[operator]
-    assert clear.message.startswith("brightness back in control (raised at part")
+    assert clear.message.startswith("image brightness back in control (raised at part")
     assert monitor.active() == []
 
 

@@ -39,7 +39,7 @@ def test_the_alerts_the_line_would_have_raised(
         out[0].startswith("part 8") and "RAISED warning brightness: image brightness down" in out[0]
     )
     assert "— started at part 8" in out[0] and "Z  RAISED" in out[0]
-    assert "CLEARED warning brightness: brightness back in control" in out[1]
+    assert "CLEARED warning brightness: image brightness back in control" in out[1]
     assert out[2] == ("1600 parts replayed, 1 alert(s) raised; still active at the end: none")
 
 
