@@ -70,7 +70,7 @@ def monitored_engine(inspector: Any) -> tuple[str | None, Mapping[str, Any]]:
 
 
 def create_monitor(config: Config, inspector: Any) -> Monitor:
-    """The Monitor for this station and engine (None-free: the caller checks `enabled`)."""
+    """The Monitor for this station and its engine (whether it runs is the caller's call)."""
     key, figures = monitored_engine(inspector)
     return Monitor(
         config.monitor, engine=key, figures=figures, deadline_ms=config.pipeline.deadline_ms

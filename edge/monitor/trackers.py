@@ -33,6 +33,7 @@ from edge.monitor.observation import PartObservation
 
 log = logging.getLogger(__name__)
 
+WINSOR = 4.0  # standardised values are clipped to ±4 σ before a mean chart takes them
 _DISPLAY_WEIGHT = 0.02  # the snapshot's "current value": an EWMA over about 50 parts
 _WORDS = {ABOVE: "up", BELOW: "down"}
 
@@ -221,7 +222,10 @@ class RateTracker(_Tracker):
 
 
 class MeanTracker(_Tracker):
-    """A mean on a CUSUM or EWMA chart of standardised values."""
+    """A mean on a CUSUM or EWMA chart of standardised values, winsorised at ±4 σ (Hawkins,
+    "Robustification of cumulative sum charts by winsorization", JQT 25(4), 1993): on normal
+    data that changes nothing that matters (P(|z| > 4) = 6·10⁻⁵), but one part scored near
+    zero (a log-scale score of −10 σ) can no longer raise an alert on its own."""
 
     def __init__(self, metric: MeanMetric, config: MonitorConfig) -> None:
         super().__init__(metric.name, config)
@@ -263,7 +267,10 @@ class MeanTracker(_Tracker):
                 self.set_baseline(self.warmup.baseline())
             return None
         deviation = wrap_degrees(x - self._mean) if self.angle else x - self._mean
-        chart.update(deviation / self._std)
+        z = deviation / self._std
+        # Winsorised (Hawkins 1993): one wild part moves the chart by at most WINSOR σ, so a
+        # persistent shift raises the alarm, a single outlier does not.
+        chart.update(WINSOR if z > WINSOR else (-WINSOR if z < -WINSOR else z))
         if chart.n_upper == 1:  # a sum just left zero: a possible change point
             self.start[ABOVE] = (obs.part_id, obs.time)
         if chart.n_lower == 1:

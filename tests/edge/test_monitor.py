@@ -146,6 +146,17 @@ def test_a_burst_of_failed_grabs_raises_the_camera_rate() -> None:
     assert _first(events, "raised").alert.severity == "critical"
 
 
+def test_one_wild_part_raises_nothing_a_persistent_shift_does() -> None:
+    # A part scored near zero is −40 σ on the log scale: winsorised to −4 σ (Hawkins 1993).
+    monitor, rng = warmed(seed=19)
+    payloads = list(parts(LINE, 601, 100, rng))
+    payloads[10]["score"] = 1e-4
+    payloads[11]["score"] = 1e-4
+    assert feed(monitor, payloads) == []
+    events = feed(monitor, parts(replace(LINE, score=0.6), 701, 100, rng))
+    assert raised(events) == ["score"]
+
+
 def test_an_alert_does_not_flap_while_the_metric_hovers_at_its_limit() -> None:
     monitor, rng = warmed(seed=7, clear_parts=50)
     events = feed(monitor, parts(replace(LINE, pose=(104.0, 80.0, 0.0)), 601, 50, rng))
