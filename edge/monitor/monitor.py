@@ -97,6 +97,7 @@ class Monitor:
         self._score_base: float | None = None  # the score p99 at the end of the warm-up
         self._ok_scores = 0
         self._last_part_s: float | None = None
+        self._last_part: tuple[int | None, str | None] = (None, None)  # id and time, for samples
         self._gap_s: float | None = None  # EWMA of the gaps between triggers
         self._max_gap_s = 0.0
         self._idle_since_s: float | None = None
@@ -135,6 +136,7 @@ class Monitor:
         events: list[AlertEvent] | None = None
         with self._lock:
             self.parts += 1
+            self._last_part = (obs.part_id, obs.time)
             for rate in self.rates:
                 event = rate.observe(obs)
                 if event is not None:
@@ -159,16 +161,18 @@ class Monitor:
             return events
 
     def sample(self, sample: StationSample) -> list[AlertEvent]:
-        """The station's state now (outbox, camera, time since the last part)."""
+        """The station's state now (outbox, camera, time since the last part). An alert raised
+        here names the last part seen, as the part where the station stood."""
         events: list[AlertEvent] = []
         with self._lock:
             now = sample.time_s
+            part_id = self._last_part[0]
 
             def check(name: str, value: float | None, describe: str) -> None:
                 tracker = self.levels.get(name)
                 if tracker is not None and value is not None:
                     event = tracker.check(
-                        value, describe, part_id=None, time=sample.time, now_s=now
+                        value, describe, part_id=part_id, time=sample.time, now_s=now
                     )
                     if event is not None:
                         events.append(event)
@@ -209,7 +213,7 @@ class Monitor:
                     idle,
                     f"no part for {idle:.0f} s with the camera connected: the line has stopped",
                 )
-            events.extend(self._quantiles(None, sample.time, now))
+            events.extend(self._quantiles(part_id, sample.time, now))
             self._count(events)
         return events
 

@@ -395,7 +395,8 @@ class LevelTracker:
                 return None
             since = self.since or (part_id, time)
             alert = Alert(
-                id=f"{self.name}:up:{part_id if part_id is not None else time}",
+                # the last part seen and the sample's time: a level can rise twice between parts
+                id=f"{self.name}:up:{part_id}" + (f"@{time}" if time else ""),
                 metric=self.name,
                 detector="limit",
                 direction="up",
