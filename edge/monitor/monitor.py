@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 _QUANTILE_EVERY = 32  # parts between two looks at the recent p99s (O(bins) each)
 _HALF_LIFE = 500.0  # parts: how fast the recent quantiles forget
+_MIN_FOR_P99 = 100  # values a recent p99 needs before it is compared with a limit
 _NO_EVENTS: tuple[AlertEvent, ...] = ()
 
 
@@ -261,7 +262,11 @@ class Monitor:
     ) -> list[AlertEvent]:
         events = []
         latency = self.levels.get("latency_p99")
-        if latency is not None and self.deadline_ms is not None and self._latency.seen:
+        if (
+            latency is not None
+            and self.deadline_ms is not None
+            and self._latency.seen >= _MIN_FOR_P99
+        ):
             p99 = self._latency.quantile(0.99)
             if p99 is not None:
                 high, low = self._level_limits["latency_p99"]
@@ -277,7 +282,12 @@ class Monitor:
                 if event is not None:
                     events.append(event)
         scores = self.levels.get("score_p99")
-        if scores is not None and self._score_base is not None and self._scores is not None:
+        if (
+            scores is not None
+            and self._score_base is not None
+            and self._scores is not None
+            and self._scores.seen >= _MIN_FOR_P99
+        ):
             p99 = self._scores.quantile(0.99)
             if p99 is not None:
                 event = scores.check(

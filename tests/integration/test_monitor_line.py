@@ -145,6 +145,10 @@ def test_a_dimming_lamp_raises_the_brightness_and_all_clears_with_a_new_lamp(
     assert message.startswith("image brightness down ")
     print(f"brightness alert {seen - lamp.start + 1} parts after the lamp began to dim")
     assert daemon.monitor is not None and daemon.monitor.counters()["dropped"] == 0
+    assert daemon.status().endswith(", alerts 0")  # the systemd STATUS line
+    snapshot = daemon.metrics()["monitor"]  # the metrics topic
+    assert snapshot["parts"] == 1300 and snapshot["warmup_done"] is True
+    assert snapshot["metrics"]["brightness"]["baseline"] == pytest.approx(0.22, abs=0.02)
 
 
 def test_a_defect_rate_stepping_up_raises_the_anomaly_rate_and_clears(
