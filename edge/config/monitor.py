@@ -6,13 +6,17 @@ with baseline = "manifest", from the engine's validation figures where it has th
 defaults give each chart an in-control average run length (ARL₀, parts between false alarms)
 of about 500,000 parts, computed with the Markov chains of edge.monitor.arl:
 
-- means, CUSUM k = 0.5, h = 12: ARL₀ ≈ 518,000; a 1σ shift is found in ≈ 24 parts, 2σ in ≈ 9;
-- means, EWMA λ = 0.1, L = 4.7: ARL₀ ≈ 552,000 with asymptotic limits (≈ 5 % less with the
-  default exact limits, which see a process already off at the start sooner); 1σ in ≈ 30;
-- rates, Bernoulli CUSUM: ARL₀ = 500,000 exactly, for whatever rate the baseline measured;
-  tuned to a tripling (ratio = 3): a 2 % reject rate going to 10 % is seen in ≈ 120 parts.
+- means, CUSUM k = 0.5, h = 12: ARL₀ ≈ 518,000; a 1σ shift is found in ≈ 24 parts, 2σ in ≈ 9
+  (values winsorised at ±4σ first: with these limits one wild part never raises an alert);
+- means, EWMA λ = 0.1, L = 4.7: ARL₀ ≈ 552,000 with asymptotic limits (a little less with the
+  default exact limits, which see a process already off at the start sooner: 4.6 % less at
+  L = 2.814); 1σ in ≈ 30;
+- rates, Bernoulli CUSUM: ARL₀ = 500,000 exactly (its Markov chain), for the baseline rate it
+  is designed on, the upper end of the warm-up's one-sigma Wilson interval (so a little above
+  the rate measured); tuned to a tripling (ratio = 3): a 2 % reject rate going to 10 % is
+  seen in ≈ 120 parts.
 
-With the 13 charts that move on a healthy line, that is about one false alarm per 40,000
+With the dozen charts that move on a healthy line, that is about one false alarm per 40,000
 parts (0.13 expected in a 5,000-part run) — on normal data with a known baseline. Real metrics
 are rarely that tidy: a baseline learnt from 500 parts, skewed or autocorrelated data all
 shorten ARL₀, which is why the defaults start this high.

@@ -364,6 +364,7 @@ class Monitor:
                 "active": [g.active.id for g in self._gates() if g.active is not None],
                 "raised": self.raised,
                 "cleared": self.cleared,
+                "held": sum(g.held for g in self._gates()),  # parts signalling, rate-limited
                 "metrics": metrics,
             }
 

@@ -183,6 +183,7 @@ def test_a_metric_raises_at_most_once_per_min_interval() -> None:
     assert raised(again) == ["pose_x"]
     second = _first(again, "raised").alert.raised_part
     assert (second - first) * PERIOD_S >= 60.0  # type: ignore[operator]
+    assert monitor.snapshot()["held"] > 0  # the parts that signalled while it was held back
 
 
 def test_the_state_survives_a_restart_and_the_active_alert_with_it(tmp_path: Path) -> None:
