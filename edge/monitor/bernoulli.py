@@ -94,13 +94,18 @@ def design(p0: float, ratio: float, arl0: float) -> BernoulliDesign:
 
 
 class BernoulliCusum:
-    """The integer-valued Bernoulli CUSUM of a design. Observations are 0/1 (or bool arrays)."""
+    """The integer-valued Bernoulli CUSUM of a design. Observations are 0/1 (or bool arrays).
+
+    The statistic is held at `cap`·limit (default: at the limit) once there: a rare event's
+    limit is large (hundreds of good parts in units of the statistic's fall per part), and
+    whatever it piled up above it would have to be worked off before the rate could be called
+    back in control. It never changes when the first signal comes."""
 
     kind = "bernoulli"
 
-    def __init__(self, chart: BernoulliDesign, cap: float = 2.0) -> None:
-        if not cap > 1:
-            raise ValueError(f"cap must be > 1 (in units of the limit), got {cap}")
+    def __init__(self, chart: BernoulliDesign, cap: float = 1.0) -> None:
+        if not cap >= 1:
+            raise ValueError(f"cap must be >= 1 (in units of the limit), got {cap}")
         self.design = chart
         self._m = chart.m
         self._limit = chart.limit
