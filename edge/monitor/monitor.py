@@ -360,7 +360,10 @@ class Monitor:
                     "max": round(self._max_gap_s, 4),
                 },
                 "latency_ms_p99": self._latency.quantile(0.99),
-                "warmup_done": all(t.baseline is not None or t.disabled for t in self._charts()),
+                # every metric that has had a value has its baseline (an engine that does
+                # not register never feeds the pose, and that is no warm-up left to do)
+                "warmup_done": self.parts > 0
+                and all(t.baseline is not None or t.disabled for t in self._charts() if t.seen),
                 "active": [g.active.id for g in self._gates() if g.active is not None],
                 "raised": self.raised,
                 "cleared": self.cleared,
