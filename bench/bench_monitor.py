@@ -9,7 +9,7 @@
 - monitor_delay_*: parts from the start of a drift to its alert, with the default settings, on
   the synthetic result streams of the tests (tests/edge/monitor_stream.py), over 20 seeds:
   the lamp dimming 1 % per 50 parts, the part shifted 3 px (σ 1 px), the defect rate stepping
-  from 2 % to 10 %, five failed grabs in a row; and the false alarms in 20 × 5,000 stationary
+  from 2 % to 10 %, ten failed grabs in a row; and the false alarms in 20 × 5,000 stationary
   parts.
 
     python bench/bench_monitor.py --out bench/results/latest.json
@@ -149,14 +149,14 @@ def delays() -> list[dict[str, Any]]:
         yield from parts(replace(LINE, defect_rate=0.10), 1001, 2000, rng)
 
     def grabs(rng: np.random.Generator) -> Any:
-        yield from (camera_fault(1001 + i) for i in range(5))
-        yield from parts(LINE, 1006, 200, rng)
+        yield from (camera_fault(1001 + i) for i in range(10))
+        yield from parts(LINE, 1011, 200, rng)
 
     cases = [
         ("monitor_delay_dimming_parts", dimming, "brightness", "lamp dimming 1 % per 50 parts"),
         ("monitor_delay_shift_parts", shifted, "pose_x", "part shifted 3 px (sd 1 px)"),
         ("monitor_delay_defect_rate_parts", defects, "anomaly_rate", "defects 2 % -> 10 %"),
-        ("monitor_delay_failed_grabs_parts", grabs, "camera_rate", "5 failed grabs in a row"),
+        ("monitor_delay_failed_grabs_parts", grabs, "camera_rate", "10 failed grabs in a row"),
     ]
     out = []
     for name, stream, metric, what in cases:
