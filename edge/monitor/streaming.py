@@ -86,13 +86,3 @@ class DecayingHistogram:
             return None
         index = int(np.searchsorted(np.cumsum(self._counts), q * total))
         return float(self.edges[min(index, self._bins - 1) + 1])
-
-    def state(self) -> dict[str, Any]:
-        scaled = self._counts / self._weight
-        return {"counts": [round(float(c), 9) for c in scaled], "seen": self.seen}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        counts = np.asarray(state["counts"], dtype=np.float64)
-        if counts.shape != (self._bins,) or not np.all(np.isfinite(counts)) or (counts < 0).any():
-            raise ValueError("histogram counts do not match its bins")
-        self._counts, self._weight, self.seen = counts, 1.0, int(state["seen"])
