@@ -100,7 +100,7 @@ class AlertGate:
         self.min_interval_s = min_interval_s
         self.active: Alert | None = None
         self.clean = 0  # consecutive in-control parts while active
-        self.last_raised_s: float | None = None  # monotonic; lost on restart (conservative)
+        self.last_raised_s: float | None = None  # monotonic seconds; not kept across restarts
         self.held = 0  # signals not raised because of the rate limit
 
     def may_raise(self, now_s: float | None) -> bool:
