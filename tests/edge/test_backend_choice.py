@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,7 +97,9 @@ def test_auto_with_tensorrt_but_no_gpu_picks_onnxruntime(
 def test_tensorrt_without_tensorrt_is_refused_with_what_to_install(
     no_tensorrt: None, tiny_engine: FitResult
 ) -> None:
-    with pytest.raises(BackendUnavailable, match=r"TensorRT is not installed .*: " + INSTALL):
+    with pytest.raises(
+        BackendUnavailable, match=r"TensorRT is not installed .*: " + re.escape(INSTALL)
+    ):
         create_backend(TensorRtBackendConfig.model_validate({}), tiny_engine.engine / "model.onnx")
 
 
