@@ -161,7 +161,6 @@ class Inspector:
         `bit_depths`: each image's significant bits when its source knows them (a camera:
         hw.frame.Grab.bit_depth); None (the default) for image files, read as data of the depth
         the engine was trained on (edge.bit_depth)."""
-        spec = self.bundle.manifest.input
         depths = [None] * len(images) if bit_depths is None else bit_depths
         prepared = [
             self._prepare(im, src, bits)
@@ -190,9 +189,11 @@ class Inspector:
             amap = outputs.anomaly_map[row, 0]
             row += 1
             to_frame = self._to_frame(p, amap.shape)
+            # Unregistered: the map covers the whole frame, resized (each frame's own size).
+            height, width = p.image.shape[:2]
             regions = regions_to_frame(
                 top_regions(amap, self.pixel_threshold),
-                _resize_affine(amap.shape, spec) if to_frame is None else to_frame,
+                _scale_affine(amap.shape, (width, height)) if to_frame is None else to_frame,
             )
             nok = score >= self.threshold
             results.append(
@@ -324,10 +325,6 @@ def _scale_affine(map_shape: tuple[int, ...], size: tuple[int, int]) -> np.ndarr
     from; pixel centres at integer coordinates."""
     sx, sy = size[0] / map_shape[1], size[1] / map_shape[0]
     return np.array([[sx, 0.0, (sx - 1) / 2], [0.0, sy, (sy - 1) / 2]])
-
-
-def _resize_affine(map_shape: tuple[int, ...], spec: InputSpec) -> np.ndarray:
-    return _scale_affine(map_shape, (spec.source_width, spec.source_height))
 
 
 def inspect_files(

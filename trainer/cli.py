@@ -10,12 +10,17 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from edge.errors import PartSightError
 from edge.images import quiet_opencv
 from trainer.errors import TrainerError
+from trainer.threshold import DEFAULT_RULE
+
+if TYPE_CHECKING:
+    from trainer.fit import FitConfig
 
 log = logging.getLogger("partsight-train")
 
@@ -89,62 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="train an engine on DIR/train/good and write its bundle")
     fit.add_argument("--data", type=Path, required=True)
     fit.add_argument("--out", type=Path, required=True, help="engine bundle folder to write")
-    fit.add_argument("--size", type=_size, help="model input HxW (default: the images' size)")
-    fit.add_argument(
-        "--bit-depth",
-        type=int,
-        choices=(8, 10, 12, 14, 16),
-        help="significant bits of the images' values (default: found from them, e.g. "
-        "16-bit images whose values never exceed 4095 hold 12-bit data)",
-    )
-    fit.add_argument("--epochs", type=int, default=40)
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--batch-size", type=int, default=8)
-    fit.add_argument("--lr", type=float, default=3e-3)
-    fit.add_argument("--noise", type=float, default=0.1, help="training noise std, [0,1] units")
-    fit.add_argument(
-        "--patch-prob", type=float, default=0.5,
-        help="chance per training image of a pasted patch the model must undo",
-    )  # fmt: skip
-    fit.add_argument("--width", type=int, default=8, help="channels after the stem")
-    fit.add_argument("--depth", type=int, default=4, help="downsampling stages")
-    fit.add_argument("--bottleneck", type=int, default=8, help="bottleneck channels")
-    fit.add_argument("--blocks", type=int, default=1, help="residual blocks per stage")
-    fit.add_argument("--score", choices=("mean", "max", "topk"), default="topk")
-    fit.add_argument("--topk-fraction", type=float, default=0.005)
-    fit.add_argument("--smoothing", type=float, default=4.0, help="map smoothing sigma, pixels")
-    fit.add_argument(
-        "--register",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="align every image to a template (auto: when labels.csv has poses to undo)",
-    )
-    fit.add_argument(
-        "--no-register", dest="register", action="store_const", const="off",
-        help="same as --register off (pre-aligned datasets)",
-    )  # fmt: skip
-    fit.add_argument("--registration-device", choices=("auto", "cpu", "cuda"), default="auto")
-    fit.add_argument(
-        "--min-confidence", type=float, default=0.5, help="registration confidence to accept"
-    )
-    fit.add_argument(
-        "--mask",
-        choices=("none", "auto"),
-        default="none",
-        help="auto: score only the part, found on the mean aligned training image",
-    )
-    fit.add_argument(
-        "--no-pixel-norm",
-        action="store_true",
-        help="raw error map (default: normalised by good parts' per-pixel error statistics)",
-    )
-    fit.add_argument("--val-fraction", type=float, default=0.15)
-    fit.add_argument("--threshold-rule", default="sigma:3", help="sigma:K or quantile:Q")
-    fit.add_argument("--val-data", type=Path, help="labelled data for an F1-optimal threshold")
-    fit.add_argument("--name", default="engine")
-    fit.add_argument("--version", default="0.1.0")
-    fit.add_argument("--checkpoint", type=Path, help="also save the model as safetensors")
-    fit.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _training_options(fit)
     fit.set_defaults(func=_fit)
 
     evaluate = sub.add_parser("evaluate", help="metrics and a report of an engine on DIR/test")
@@ -152,7 +102,97 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument("--report", type=Path, required=True, help="output folder")
     evaluate.set_defaults(func=_evaluate)
+
+    bench = sub.add_parser(
+        "benchmark",
+        help="train the engine and two plain baselines on DIR/train/good, compare them on DIR/test",
+    )
+    bench.add_argument("--data", type=Path, required=True)
+    bench.add_argument(
+        "--out", type=Path, help="results folder (default: benchmark-<data folder name>)"
+    )
+    _training_options(bench)
+    bench.set_defaults(func=_benchmark)
     return parser
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `fit`, shared by `benchmark` (which trains the engine the same way)."""
+    parser.add_argument(
+        "--size",
+        type=_size,
+        help="model input HxW (default: the images' size; 128x128 when they differ in size)",
+    )
+    parser.add_argument(
+        "--bit-depth",
+        type=int,
+        choices=(8, 10, 12, 14, 16),
+        help="significant bits of the images' values (default: found from them, e.g. "
+        "16-bit images whose values never exceed 4095 hold 12-bit data)",
+    )
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--noise", type=float, default=0.1, help="training noise std, [0,1] units")
+    parser.add_argument(
+        "--patch-prob", type=float, default=0.5,
+        help="chance per training image of a pasted patch the model must undo",
+    )  # fmt: skip
+    parser.add_argument(
+        "--anomaly-prob", type=float, default=0.0,
+        help="chance per training image of a synthetic anomaly (Perlin blob, specks, a thin "
+        "curve) the model must undo",
+    )  # fmt: skip
+    parser.add_argument(
+        "--augment", choices=("none", "flips"), default="none",
+        help="flips: mirror training images at random (textures and surfaces; never for "
+        "oriented parts)",
+    )  # fmt: skip
+    parser.add_argument("--width", type=int, default=8, help="channels after the stem")
+    parser.add_argument("--depth", type=int, default=4, help="downsampling stages")
+    parser.add_argument("--bottleneck", type=int, default=8, help="bottleneck channels")
+    parser.add_argument("--blocks", type=int, default=1, help="residual blocks per stage")
+    parser.add_argument("--score", choices=("mean", "max", "topk"), default="topk")
+    parser.add_argument("--topk-fraction", type=float, default=0.005)
+    parser.add_argument("--smoothing", type=float, default=4.0, help="map smoothing sigma, pixels")
+    parser.add_argument(
+        "--register",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="align every image to a template (auto: when labels.csv has poses to undo)",
+    )
+    parser.add_argument(
+        "--no-register", dest="register", action="store_const", const="off",
+        help="same as --register off (pre-aligned datasets)",
+    )  # fmt: skip
+    parser.add_argument("--registration-device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--min-confidence", type=float, default=0.5, help="registration confidence to accept"
+    )
+    parser.add_argument(
+        "--mask",
+        choices=("none", "auto"),
+        default="none",
+        help="auto: score only the part, found on the mean aligned training image",
+    )
+    parser.add_argument(
+        "--no-pixel-norm",
+        action="store_true",
+        help="raw error map (default: normalised by good parts' per-pixel error statistics)",
+    )
+    parser.add_argument("--val-fraction", type=float, default=0.15)
+    parser.add_argument(
+        "--threshold-rule",
+        default=DEFAULT_RULE,
+        help="sigma:K, quantile:Q, or synthetic (F1-optimal against held-out good images with "
+        "synthetic anomalies pasted in)",
+    )
+    parser.add_argument("--val-data", type=Path, help="labelled data for an F1-optimal threshold")
+    parser.add_argument("--name", default="engine")
+    parser.add_argument("--version", default="0.1.0")
+    parser.add_argument("--checkpoint", type=Path, help="also save the model as safetensors")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -186,12 +226,12 @@ def _synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _fit(args: argparse.Namespace) -> int:
-    from trainer.fit import FitConfig, fit
+def _fit_config(args: argparse.Namespace) -> FitConfig:
+    from trainer.fit import FitConfig
     from trainer.model import DAEConfig
     from trainer.train import TrainConfig
 
-    config = FitConfig(
+    return FitConfig(
         size=args.size,
         bit_depth=args.bit_depth,
         model=DAEConfig(
@@ -203,6 +243,8 @@ def _fit(args: argparse.Namespace) -> int:
             learning_rate=args.lr,
             noise_sigma=args.noise,
             patch_prob=args.patch_prob,
+            anomaly_prob=args.anomaly_prob,
+            augment=args.augment,
             seed=args.seed,
             device=args.device,
         ),
@@ -222,7 +264,12 @@ def _fit(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         show_progress=not args.no_progress,
     )
-    result = fit(args.data, args.out, config)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from trainer.fit import fit
+
+    result = fit(args.data, args.out, _fit_config(args))
     print(
         f"data: {result.bit_depth.note}; trained on {result.train_images} images, "
         f"validated on {result.val_images}"
@@ -231,6 +278,16 @@ def _fit(args: argparse.Namespace) -> int:
         f"engine: {result.engine}  threshold: {result.threshold:.6g} ({result.threshold_rule})  "
         f"final loss: {result.losses[-1]:.5g}  time: {result.seconds:.0f} s"
     )
+    return EXIT_OK
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from trainer.benchmark import benchmark
+
+    out = args.out or Path(f"benchmark-{args.data.resolve().name}")
+    benchmark(args.data, out, _fit_config(args), show_progress=not args.no_progress)
+    print((out / "benchmark.md").read_text(), end="")
+    print(f"report: {out / 'report.html'}")
     return EXIT_OK
 
 
