@@ -14,6 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
+    ["bench_tiles.py"],
     ["bench_inference.py"],
     ["bench_registration.py", "--frames", "300", "--opencv-frames", "5"],
     ["bench_registered_engine.py"],
