@@ -30,14 +30,14 @@ from edge.monitor.alerts import Alert, AlertEvent, AlertGate, number
 from edge.monitor.baseline import manifest_baseline
 from edge.monitor.metrics import LEVELS, MEANS, RATES
 from edge.monitor.observation import PartObservation
-from edge.monitor.streaming import DecayingHistogram
+from edge.monitor.streaming import WindowedHistogram
 from edge.monitor.trackers import LevelTracker, MeanTracker, RateTracker
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 _QUANTILE_EVERY = 32  # parts between two looks at the recent p99s (O(bins) each)
-_HALF_LIFE = 500.0  # parts: how fast the recent quantiles forget
+_WINDOW = 500  # parts: the recent quantiles are over the last this many values
 _MIN_FOR_P99 = 100  # values a recent p99 needs before it is compared with a limit
 _NO_EVENTS: tuple[AlertEvent, ...] = ()
 
@@ -92,8 +92,8 @@ class Monitor:
         self.parts = 0
         self.raised = 0
         self.cleared = 0
-        self._latency = DecayingHistogram(0.1, 1e6, bins=240, half_life=_HALF_LIFE, log=True)
-        self._scores: DecayingHistogram | None = None  # made at the first OK score's threshold
+        self._latency = WindowedHistogram(0.1, 1e6, bins=240, window=_WINDOW, log=True)
+        self._scores: WindowedHistogram | None = None  # made at the first OK score's threshold
         self._threshold: float | None = None
         self._score_base: float | None = None  # the score p99 at the end of the warm-up
         self._ok_scores = 0
@@ -240,7 +240,7 @@ class Monitor:
             if threshold is None or not threshold > 0:
                 return
             self._threshold = threshold
-            self._scores = DecayingHistogram(0.0, threshold, bins=400, half_life=_HALF_LIFE)
+            self._scores = WindowedHistogram(0.0, threshold, bins=400, window=_WINDOW)
         self._scores.add(score)
         self._ok_scores += 1
         if self._score_base is None and self._ok_scores >= self.config.warmup_parts:

@@ -22,7 +22,7 @@ from edge.monitor.baseline import (
 )
 from edge.monitor.frame_stats import FrameStats
 from edge.monitor.metrics import NAMES, REASONS
-from edge.monitor.streaming import DecayingHistogram, RunningMoments
+from edge.monitor.streaming import WindowedHistogram, RunningMoments
 from edge.registration.pose import Pose
 from tests.edge.test_config import MINIMAL, write
 
@@ -92,15 +92,21 @@ def test_running_moments_match_numpy() -> None:
     )
 
 
-def test_decaying_histogram_quantiles_follow_the_recent_values() -> None:
-    hist = DecayingHistogram(0.1, 1000.0, bins=240, half_life=200, log=True)
+def test_windowed_histogram_quantiles_are_those_of_the_last_values() -> None:
+    hist = WindowedHistogram(0.1, 1000.0, bins=240, window=200, log=True)
     rng = np.random.default_rng(0)
     for x in rng.uniform(10, 20, 3000):
         hist.add(float(x))
     assert hist.quantile(0.99) == pytest.approx(19.9, rel=0.05)
-    for x in rng.uniform(100, 200, 2000):  # ten half-lives later the old values are gone
+    for x in rng.uniform(500, 900, 20):  # an excursion of 20 values: 10 % of the window
         hist.add(float(x))
-    assert hist.quantile(0.5) == pytest.approx(150, rel=0.05)
+    assert hist.quantile(0.99) > 500
+    for x in rng.uniform(10, 20, 199):  # still one excursion value in the window
+        hist.add(float(x))
+    assert hist.quantile(0.999) > 500
+    hist.add(15.0)  # and now none: the excursion is forgotten exactly one window after it ended
+    assert hist.quantile(0.999) == pytest.approx(19.9, rel=0.05)
+    assert hist.seen == 3000 + 20 + 200
 
 
 def test_angles_are_learnt_modulo_360() -> None:

@@ -125,7 +125,8 @@ def test_a_dimming_lamp_raises_the_brightness_and_all_clears_with_a_new_lamp(
 ) -> None:
     lamp = Drift.parse("lamp:301-601:0.01")  # 1 % of the light per 50 parts, for 300 parts
     frames = tmp_path / "run"
-    # 700 parts after the new lamp: the recent score p99 forgets with a half-life of 500 parts
+    # 700 parts after the new lamp: the recent score p99 is over the last 500 OK parts, so an
+    # alert raised by the dim lamp clears 500 + clear_parts parts after it is replaced
     write_run(frames, 1300, SynthConfig(size=TINY_SIZE), 3, [lamp], 0.0, progress=False)
     broker = make_broker()
     scada = Subscriber(broker, [PREFIX + "alert"], name="scada")
