@@ -21,6 +21,7 @@ BENCHMARKS = [
     ["bench_daemon.py"],
     ["bench_reject.py"],
     ["bench_monitor.py"],
+    ["bench_engine_swap.py"],
 ]
 
 

@@ -113,6 +113,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     _training_options(bench)
     bench.set_defaults(func=_benchmark)
+
+    keygen = sub.add_parser("keygen", help="write an Ed25519 key pair for signing engines")
+    keygen.add_argument(
+        "--out", type=Path, required=True, metavar="KEY",
+        help="private key file to create (mode 0600); the public key goes to KEY.pub",
+    )  # fmt: skip
+    keygen.set_defaults(func=_keygen)
+
+    bundle = sub.add_parser("bundle", help="sign an engine folder into <name>-<version>.tar")
+    bundle.add_argument("--engine", type=Path, required=True, metavar="DIR")
+    bundle.add_argument("--key", type=Path, required=True, help="private key (mode 0600)")
+    bundle.add_argument(
+        "--out", type=Path, required=True, metavar="FILE",
+        help="a folder to write it into, or the file itself (named <name>-<version>.tar)",
+    )  # fmt: skip
+    bundle.set_defaults(func=_bundle)
     return parser
 
 
@@ -296,6 +312,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate(args.engine, args.data, args.report, show_progress=not args.no_progress)
     print(summary_text(result.metrics, result.report))
+    return EXIT_OK
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from trainer.package import keygen
+
+    signer = keygen(args.out)
+    print(f"key {signer[:16]}: private {args.out} (keep it secret), public {args.out}.pub")
+    return EXIT_OK
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from trainer.package import write_engine_file
+
+    print(write_engine_file(args.engine, args.key, args.out))
     return EXIT_OK
 
 

@@ -5,7 +5,8 @@ state directory):
 
     [station]       site, line, station, state_dir
     [camera]        kind = basler | replay
-    [engine]        path, threshold; [engine.backend] kind = onnxruntime | tensorrt
+    [engine]        path | store, trusted_keys, threshold; [engine.backend] kind = onnxruntime |
+                    tensorrt
     [registration]  device, min_confidence                       (optional)
     [pipeline]      queues, deadline, trigger, heartbeat, watchdog (optional)
     [mqtt]          broker, credentials, TLS, outbox
@@ -68,6 +69,11 @@ class Config(StrictModel):
     def part_ids_file(self) -> Path:
         return self.station.part_ids_file
 
+    @property
+    def engine_store_dir(self) -> Path:
+        """The engine store (edge.store): <state_dir>/engines."""
+        return self.station.state_dir / "engines"
+
     def summary(self) -> str:
         """One line for `check-config` and the start-up log (no secrets)."""
         s = self.station
@@ -81,8 +87,9 @@ class Config(StrictModel):
             if self.mqtt.enabled
             else "mqtt off"
         )
+        engine = f"store {self.engine_store_dir}" if self.engine.store else str(self.engine.path)
         return (
             f"station {s.site}/{s.line}/{s.station}; camera {cam}; "
-            f"engine {self.engine.path} ({self.engine.backend.kind}); {mqtt}; "
+            f"engine {engine} ({self.engine.backend.kind}); {mqtt}; "
             f"reject {self.reject.kind}"
         )

@@ -16,11 +16,9 @@ import queue
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Protocol
-
-import numpy as np
 
 from edge.daemon.decide import judged, rejection
+from edge.daemon.engines import EngineSlot
 from edge.daemon.messages import Heartbeat, Outcome, Part
 from edge.daemon.queues import StageQueue
 from edge.daemon.verdict import ERROR, IMAGE, INFERENCE, NOK, TIMEOUT, EngineInfo, Verdict
@@ -34,18 +32,11 @@ log = logging.getLogger(__name__)
 _GET_TIMEOUT_S = 0.1
 
 
-class PartInspector(Protocol):
-    """What this stage needs of the engine: edge.inspector.Inspector honours it."""
-
-    def inspect(self, image: np.ndarray, source: str = ..., bit_depth: int | None = ...) -> Any: ...
-
-
 class InspectionWorker(Worker):
     def __init__(
         self,
         *,
-        inspector: PartInspector,
-        engine: EngineInfo | None,
+        engines: EngineSlot,
         frames: StageQueue[Part | Heartbeat],
         outputs: StageQueue[Outcome | Heartbeat],
         clock: Clock,
@@ -58,8 +49,7 @@ class InspectionWorker(Worker):
         super().__init__("inspection", stop, on_fatal)
         # Brightness, contrast and focus of every frame, for the metrics monitor (~1 ms).
         self.measure_frames = measure_frames
-        self.inspector = inspector
-        self.engine = engine
+        self.engines = engines
         self.frames = frames
         self.outputs = outputs
         self.clock = clock
@@ -105,16 +95,18 @@ class InspectionWorker(Worker):
         grab = part.grab
         assert grab is not None and grab.image is not None  # a Part without a fault has one
         source = grab.source or f"part {part.part_id}"
+        active = self.engines.for_trigger(part.trigger_ns)  # the swap point: see EngineSlot
+        engine = active.info
         try:
-            inspection = self.inspector.inspect(grab.image, source, grab.bit_depth)
+            inspection = active.inspector.inspect(grab.image, source, grab.bit_depth)
         except ImageError as exc:
-            return self._reject(part, NOK, IMAGE, str(exc), latency, engine=self.engine)
+            return self._reject(part, NOK, IMAGE, str(exc), latency, engine=engine)
         except InferenceError as exc:
             log.error("part %d: inference failed: %s", part.part_id, exc)
-            return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=self.engine)
+            return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=engine)
         except PartSightError as exc:  # e.g. registration failing on the device: judge, go on
             log.error("part %d: cannot be judged: %s", part.part_id, exc)
-            return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=self.engine)
+            return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=engine)
         done = self.clock.monotonic_ns()
         latency.update(_stages(getattr(inspection, "latency_ms", None)))
         latency["inspect"] = (done - started) / 1e6
@@ -125,7 +117,7 @@ class InspectionWorker(Worker):
                 TIMEOUT,
                 f"verdict ready {(done - part.deadline_ns) / 1e6:.1f} ms after the deadline",
                 latency,
-                engine=self.engine,
+                engine=engine,
                 score=getattr(inspection, "score", None),
                 threshold=getattr(inspection, "threshold", None),
             )
@@ -138,7 +130,7 @@ class InspectionWorker(Worker):
             now_wall=self.clock.time(),
             latency=latency,
             camera=part.camera,
-            engine=self.engine,
+            engine=engine,
             source=grab.source,
         )
 

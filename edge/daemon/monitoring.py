@@ -14,7 +14,8 @@ station once a second (outbox depth, camera state), and for every alert event:
 The monitor's state (baselines, charts, active alerts) is saved to config.monitor.state_file
 every `snapshot_s` and at stop, and restored at start: a daemon restarted mid-alert publishes
 the active set again at once. A state saved for another engine is not restored (baselines start
-afresh) and its active alerts are withdrawn with a clear each.
+afresh) and its active alerts are withdrawn with a clear each. The same happens at the first
+result judged by another engine after a hot swap (edge.daemon.swap).
 """
 
 from __future__ import annotations
@@ -176,6 +177,12 @@ class MonitorWorker(Worker):
         self.save()
 
     def _observe(self, payload: Mapping[str, Any]) -> None:
+        engine = payload.get("engine")
+        if isinstance(engine, Mapping):  # after a hot swap: the first part the new engine judged
+            key = engine_key(engine["name"], engine["version"], engine.get("model_sha256"))
+            if key != self.monitor.engine:
+                log.info("monitor: engine %s from part %s on", key, payload.get("part_id"))
+                self._emit(self.monitor.reset(key))
         try:
             observation = PartObservation.from_result(payload)
         except ObservationError as exc:

@@ -16,6 +16,8 @@ from edge.regions import Region
 from hw.frame import Grab
 
 if TYPE_CHECKING:  # annotations only: no Numba or OpenCV import for a verdict
+    from edge.backends import InferenceBackend
+    from edge.bundle import Bundle
     from edge.monitor.frame_stats import FrameStats
     from edge.registration.pose import Pose
 
@@ -49,10 +51,25 @@ class CameraInfo:
 
 @dataclass(frozen=True)
 class EngineInfo:
+    """The engine that judged a part: enough to tell two engines apart in the results."""
+
     name: str
     version: str
-    backend: str | None = None  # the inference backend that really runs: onnxruntime | tensorrt
-    precision: str | None = None  # fp32 | fp16
+    model_sha256: str  # the model file's sha256, from the bundle's manifest
+    backend: str  # the inference backend that really runs: onnxruntime | tensorrt
+    precision: str  # fp32 | fp16
+
+    @classmethod
+    def of(cls, bundle: Bundle, backend: InferenceBackend) -> EngineInfo:
+        """The engine an inspector runs: its bundle, and its backend after the golden samples
+        (an FP16 plan that missed them has been replaced by FP32)."""
+        manifest = bundle.manifest
+        hashes = {entry.path: entry.sha256 for entry in manifest.files}
+        model = hashes[manifest.model.file]
+        return cls(manifest.name, manifest.version, model, backend.name, backend.precision)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version} (model {self.model_sha256[:12]}, {self.backend})"
 
 
 @dataclass(frozen=True, kw_only=True)
