@@ -6,8 +6,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from edge.config import BaslerCameraConfig, Config
+from edge.config.camera import engine_fit
 from edge.daemon.acquisition import AcquisitionSettings, TriggerMode
 from edge.daemon.verdict import EngineInfo
+from hw.errors import CameraConfigError
 
 if TYPE_CHECKING:
     from edge.inspector import Inspector
@@ -20,8 +22,9 @@ _REPLAY_GRAB_TIMEOUT_S = 1.0
 
 
 def open_inspector(config: Config) -> Inspector:
-    """Load the engine and run its golden samples: an engine that disagrees with itself on
-    this machine never judges a part (BundleError)."""
+    """Load the engine, check that the camera's frames fit it (CameraConfigError: a colour
+    format on a mono engine would make every part NOK "image"), and run its golden samples: an
+    engine that disagrees with itself on this machine never judges a part (BundleError)."""
     from edge.inspector import Inspector
 
     inspector = Inspector.open(
@@ -31,6 +34,9 @@ def open_inspector(config: Config) -> Inspector:
         registration_device=config.registration.device,
         min_confidence=config.registration.min_confidence,
     )
+    problems = engine_fit(config.camera, inspector.bundle.manifest.input)
+    if problems:
+        raise CameraConfigError(f"camera.{problems[0]}")
     inspector.check_golden()
     return inspector
 
@@ -78,11 +84,10 @@ def open_publisher(config: Config) -> tuple[MqttPublisher, Outbox]:
     """The outbox (opened: it must be usable before a part is judged) and a publisher on it."""
     from edge.mqtt import MqttPublisher, Outbox
 
-    settings = config.mqtt.to_settings(config.station)
     config.mqtt.outbox.parent.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(config.mqtt.outbox)
     try:
-        publisher = MqttPublisher(settings, outbox)
+        publisher = MqttPublisher(config.mqtt, config.station, outbox)
     except BaseException:
         outbox.close()
         raise

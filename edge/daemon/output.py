@@ -1,6 +1,7 @@
 """The output stage: every verdict ends here, exactly once per part.
 
-For each verdict, in this order: the reject output (at once, never waiting on anything else),
+For each verdict, in this order: the reject output (at once; it drives its device on its own
+thread, so a device that hangs never holds up this stage),
 the counters, the watchdog's progress mark; then the result is published, in part-id order,
 durably (the outbox is on disk before `publish` returns) at QoS 1 on `result`.
 
@@ -30,7 +31,6 @@ from edge.daemon.verdict import ANOMALY, NOK, OK, REGISTRATION, TIMEOUT, Verdict
 from edge.daemon.worker import FatalHandler, Worker
 from edge.errors import PartSightError
 from hw.camera.clock import Clock
-from hw.errors import HardwareError
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +137,9 @@ class OutputWorker(Worker):
         self._decided(verdict, progressed)
 
     def _decided(self, verdict: Verdict, progressed: bool) -> None:
-        """The part's one verdict: drive the reject output, count it, queue its result."""
-        try:
-            self.reject.handle(verdict)
-        except (HardwareError, PartSightError) as exc:
-            self.counters.reject_failed()
-            log.error(
-                "part %d: reject output %s failed: %s", verdict.part_id, self.reject.name, exc
-            )
+        """The part's one verdict: hand it to the reject output (which never waits on its
+        device), count it, queue its result."""
+        self.reject.handle(verdict)
         self.counters.record(verdict)
         if progressed:
             self._progress()

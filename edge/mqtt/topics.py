@@ -5,9 +5,11 @@ conventions SCADA integrators read about):
 
 | suffix       | QoS | retained | durable | content                                      |
 | ------------ | --- | -------- | ------- | -------------------------------------------- |
-| `status`     | 1   | yes      | no      | "online" / "stopped"; last will "offline"    |
+| `status`     | 1   | yes      | no      | JSON (status.py): online / degraded / stopped, |
+|              |     |          |         | the health of camera, reject, MQTT; will offline |
 | `result`     | 1   | no       | yes     | one JSON result per part (result.schema.json) |
-| `alert`      | 1   | no       | yes     | production-metric alerts                     |
+| `alert`      | 1   | no       | yes     | production-metric alerts; component changes of |
+|              |     |          |         | state (status.py, schema partsight.health/1)  |
 | `metrics`    | 0   | no       | no      | periodic counters                            |
 | `engine`     | 1   | yes      | no      | the active engine's name and version         |
 | `heatmap`    | 0   | no       | no      | compressed anomaly heatmap                   |
@@ -28,8 +30,9 @@ ENGINE = "engine"
 HEATMAP = "heatmap"
 CMD = "cmd"
 
-# Payloads of the retained `status` topic.
+# The `state` of the retained `status` payload (status.py).
 STATUS_ONLINE = "online"
+STATUS_DEGRADED = "degraded"  # running, but a component is down or in error (see its health)
 STATUS_OFFLINE = "offline"  # the last will: the broker publishes it when the daemon vanishes
 STATUS_STOPPED = "stopped"  # a clean shutdown, so SCADA can tell a stop from a crash
 

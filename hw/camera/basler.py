@@ -32,6 +32,7 @@ from hw.camera.settings import BaslerSettings
 from hw.camera.stats import CameraStats
 from hw.errors import CameraConfigError, CameraDisconnected, CameraTimeout
 from hw.frame import Grab, GrabFault, TimeSource
+from hw.health import Health
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class BaslerCamera:
         self._removal: RemovalMonitor | None = None
         self._applied: Applied | None = None
         self._gaps = GapCounter()
+        self._since = self._clock.time()  # of the last open or close
 
     @property
     def instant_camera(self) -> Any:
@@ -65,6 +67,12 @@ class BaslerCamera:
         return (
             self._camera is not None and self._removal is not None and not self._removal.removed()
         )
+
+    def health(self) -> Health:
+        """up while open and present; down otherwise (ReconnectingCamera says more)."""
+        if self.connected:
+            return Health(state="up", since=self._since)
+        return Health(state="down", since=self._since, detail=f"{self.name}: not open")
 
     # -- open / close -----------------------------------------------------------------------
 
@@ -106,6 +114,7 @@ class BaslerCamera:
                 f"{self.name}: cannot start grabbing: {short_message(exc)}"
             ) from exc
         self._gaps.reset()  # BlockID restarts with acquisition
+        self._since = self._clock.time()
         info = camera.GetDeviceInfo()
         log.info(
             "%s: opened %s %s (%s, %s trigger, %dx%d, exposure %s us, gain %s dB)",
@@ -143,6 +152,7 @@ class BaslerCamera:
         camera, self._camera = self._camera, None
         if camera is None:
             return
+        self._since = self._clock.time()
         genicam = self._genicam
         assert genicam is not None
         for step in (camera.StopGrabbing, camera.Close, camera.DestroyDevice):
