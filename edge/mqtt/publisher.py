@@ -6,7 +6,7 @@ Threads:
   is only written to the outbox (an fsync, no network) and the sender is woken; a non-durable
   one is handed to paho's network thread, or dropped and counted while offline.
 - the sender thread (`mqtt-sender`) owns the connection: it connects with back-off and jitter,
-  publishes "online", sends outbox rows in id order with at most `max_inflight` unacknowledged,
+  publishes its status, sends outbox rows in id order with at most `max_inflight` unacknowledged,
   deletes a row when its PUBACK arrives, and reconnects when the connection drops.
 - paho's network thread (one per connection) does the socket I/O and runs our callbacks. The
   callbacks only record what happened and wake the sender: paho calls on_publish holding its own

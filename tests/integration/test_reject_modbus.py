@@ -45,6 +45,9 @@ def output(plc: Plc, **kw: Any) -> ScheduledRejectOutput:
         "delay_ms": 150.0,
         "pulse_ms": 4.0,
         "margin_ms": 20.0,
+        # Well above the 4 ms pulse: a loaded test machine's scheduling must not lose pulses
+        # in the timing tests; the fault tests lose them to the PLC, not to the machine.
+        "max_late_ms": 50.0,
     }
     fields.update(kw)
     out = create_reject_output(ModbusRejectConfig(**fields), latency_ms=100.0)
