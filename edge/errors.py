@@ -3,6 +3,7 @@
 PartSightError
 ├── ImageError        an image file or frame that cannot be judged (unreadable, corrupt, wrong size)
 ├── BundleError       an engine bundle that is missing, malformed or fails its hash checks
+│   └── EngineFitError  an engine whose frames this station's camera does not give
 └── InferenceError    the inference backend failed or returned something unexpected
     └── BackendUnavailable  the backend the configuration asks for cannot run on this machine
                             (its runtime or its GPU is missing); the message says what to install
@@ -28,6 +29,11 @@ class ImageError(PartSightError):
 
 class BundleError(PartSightError):
     """An engine bundle that must not be loaded."""
+
+
+class EngineFitError(BundleError):
+    """An engine that takes frames this station's camera does not give (its channels, or an
+    ROI outside the sizes it judges): every part would be NOK "image"."""
 
 
 class InferenceError(PartSightError):

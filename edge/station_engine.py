@@ -11,17 +11,18 @@ from pathlib import Path
 
 from edge.config import Config
 from edge.config.camera import engine_fit
+from edge.errors import EngineFitError
 from edge.inspector import Inspector
-from hw.errors import CameraConfigError
 
 
 def open_station_engine(bundle_dir: Path, config: Config) -> Inspector:
     """Load the bundle folder `bundle_dir` (every file's hash checked), check that this
     station's camera gives frames it takes, and re-score its golden samples: an engine that
     disagrees with itself on this machine never judges a part. Raises BundleError (or
-    InferenceError from the backend), CameraConfigError when the camera's pixel format or ROI
+    InferenceError from the backend), EngineFitError when the camera's pixel format or ROI
     does not fit the engine (a colour format on a mono engine would make every part NOK
-    "image")."""
+    "image"). Each is a PartSightError: a hot swap keeps the running engine and says why,
+    `engine install` refuses in one line."""
     inspector = Inspector.open(
         bundle_dir,
         backend=config.engine.backend,
@@ -31,6 +32,6 @@ def open_station_engine(bundle_dir: Path, config: Config) -> Inspector:
     )
     problems = engine_fit(config.camera, inspector.bundle.manifest.input)
     if problems:
-        raise CameraConfigError(f"camera.{problems[0]}")
+        raise EngineFitError(f"camera.{problems[0]}")
     inspector.check_golden()
     return inspector

@@ -24,7 +24,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,13 @@ from edge.daemon.engines import ActiveEngine, EngineSlot, EngineSource, PartInsp
 from edge.daemon.health import Change, StationHealth
 from edge.daemon.inspection import InspectionWorker
 from edge.daemon.messages import Heartbeat, Outcome, Part
-from edge.daemon.monitoring import MonitorWorker, create_monitor, measures_frames, station_sample
+from edge.daemon.monitoring import (
+    MonitorWorker,
+    create_monitor,
+    measures_frames,
+    monitored_engine,
+    station_sample,
+)
 from edge.daemon.output import OutputWorker
 from edge.daemon.payload import engine_payload, health_alert
 from edge.daemon.queues import StageQueue
@@ -406,15 +412,21 @@ class Daemon:
         )
         self.monitor = MonitorWorker(
             config=self.config.monitor,
-            monitor=create_monitor(self.config, self.engines.current.inspector),
+            monitor=create_monitor(self.config, self.engines.current.inspector.bundle),
             station=self.config.station.station,
             publish=publish,
             sample=lambda: station_sample(self.clock, self.camera, self._outbox),
             upstream_done=lambda: self.output is None or self.output.done,
             stop=self._stop,
             on_fatal=self._on_fatal,
+            figures_of=self._validation_figures,
         )
         self.monitor.start()
+
+    def _validation_figures(self, key: str) -> Mapping[str, Any] | None:
+        """The validation figures of the active engine if `key` names it (else None)."""
+        found, figures = monitored_engine(self.engines.current.inspector.bundle)
+        return figures if found == key else None
 
     def _start_output(self) -> None:
         publisher = self.publisher

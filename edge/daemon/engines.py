@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -81,12 +82,21 @@ class EngineSlot:
             del self._engines[:chosen]  # parts come in trigger order: older ones are done
             return self._engines[0]
 
-    def switch(self, engine: ActiveEngine) -> None:
-        """Hand every part triggered at or after `engine.since_ns` to `engine`."""
+    def switch(
+        self, engine: ActiveEngine, stamp: Callable[[], tuple[int, float]] | None = None
+    ) -> ActiveEngine:
+        """Hand every part triggered at or after `engine.since_ns` to `engine`, and return it.
+        With `stamp` (() -> (monotonic ns, wall s)), the switch time is taken now, under the
+        slot's lock: a part triggered after it cannot have been handed the old engine yet.
+        ValueError for a switch time before the current engine's."""
         with self._lock:
+            if stamp is not None:
+                since_ns, since_wall = stamp()
+                engine = replace(engine, since_ns=since_ns, since_wall=since_wall)
             if engine.since_ns < self._engines[-1].since_ns:
                 raise ValueError("an engine switch cannot go back in time")
             self._engines.append(engine)
+            return engine
 
 
 class EngineSource:

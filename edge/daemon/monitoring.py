@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.config.monitor import MonitorConfig
@@ -49,6 +49,9 @@ from edge.monitor.alerts import Alert
 from hw.camera.base import Camera
 from hw.camera.clock import Clock
 
+if TYPE_CHECKING:
+    from edge.bundle import Bundle
+
 log = logging.getLogger(__name__)
 
 ALERT_TOPIC = "alert"
@@ -60,19 +63,17 @@ _GET_TIMEOUT_S = 0.1
 Publish = Callable[[str, dict[str, Any], bool], object]
 
 
-def monitored_engine(inspector: Any) -> tuple[str | None, Mapping[str, Any]]:
+def monitored_engine(bundle: Bundle) -> tuple[str, Mapping[str, Any]]:
     """The key the monitor's state is kept under (name, version and model hash of the engine)
-    and the engine's validation figures; (None, {}) for an inspector without a bundle."""
-    manifest = getattr(getattr(inspector, "bundle", None), "manifest", None)
-    if manifest is None:
-        return None, {}
+    and the engine's validation figures (its manifest's `validation`)."""
+    manifest = bundle.manifest
     model = next((f.sha256 for f in manifest.files if f.path == manifest.model.file), None)
     return engine_key(manifest.name, manifest.version, model), dict(manifest.validation)
 
 
-def create_monitor(config: Config, inspector: Any) -> Monitor:
+def create_monitor(config: Config, bundle: Bundle) -> Monitor:
     """The Monitor for this station and its engine (whether it runs is the caller's call)."""
-    key, figures = monitored_engine(inspector)
+    key, figures = monitored_engine(bundle)
     return Monitor(
         config.monitor, engine=key, figures=figures, deadline_ms=config.pipeline.deadline_ms
     )
@@ -108,8 +109,12 @@ class MonitorWorker(Worker):
         upstream_done: Callable[[], bool],
         stop: threading.Event,
         on_fatal: FatalHandler,
+        figures_of: Callable[[str], Mapping[str, Any] | None] = lambda _key: None,
     ) -> None:
+        """`figures_of(key)`: the validation figures of the engine with that monitor key, when
+        it is loaded (the daemon asks its engine slot), for the baselines after a hot swap."""
         super().__init__("monitor", stop, on_fatal)
+        self._figures_of = figures_of
         self.config = config
         self.monitor = monitor
         self.station = station
@@ -182,7 +187,7 @@ class MonitorWorker(Worker):
             key = engine_key(engine["name"], engine["version"], engine.get("model_sha256"))
             if key != self.monitor.engine:
                 log.info("monitor: engine %s from part %s on", key, payload.get("part_id"))
-                self._emit(self.monitor.reset(key))
+                self._emit(self.monitor.reset(key, self._figures_of(key)))
         try:
             observation = PartObservation.from_result(payload)
         except ObservationError as exc:

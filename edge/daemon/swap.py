@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -109,9 +109,19 @@ class EngineSwapper(Worker):
         try:
             self._requests.put_nowait(item)
         except queue.Full:
-            log.error(
-                "engine swap requests are piling up (%d waiting); this one is dropped", _QUEUE
-            )
+            error = f"busy: {_QUEUE} engine requests are waiting; this one is dropped"
+            log.error("engine swap requests are piling up: %s", error)
+            if isinstance(item, bytes):  # SCADA waits for an answer to its request id
+                running = self.slot.current
+                self._respond(response_payload(
+                    command=ACTIVATE,
+                    request_id=_request_id(item),
+                    ok=False,
+                    error=error,
+                    engine=running.info,
+                    since_ns=running.since_ns,
+                    load_ms=None,
+                ))  # fmt: skip
 
     # -- the worker ---------------------------------------------------------------------------
 
@@ -164,8 +174,9 @@ class EngineSwapper(Worker):
             log.error("%s refused, %s keeps running: %s", request.command, running.info, error)
             return SwapOutcome(request, False, running, error=error)
         load_ms = (time.perf_counter() - started) * 1e3
-        active = replace(loaded, since_ns=self.clock.monotonic_ns(), since_wall=self.clock.time())
-        self.slot.switch(active)
+        active = self.slot.switch(
+            loaded, stamp=lambda: (self.clock.monotonic_ns(), self.clock.time())
+        )
         log.info(
             "engine switched: %s -> %s (loaded and checked in %.0f ms)",
             running.info,

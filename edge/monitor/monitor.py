@@ -412,12 +412,17 @@ class Monitor:
             self._score_base = None if base is None else float(base)
         return []
 
-    def reset(self, engine: str | None) -> list[AlertEvent]:
-        """A new engine: every baseline starts afresh. Returns the clears of the alerts that
-        were active (withdrawn: they were about the old engine's parts)."""
+    def reset(
+        self, engine: str | None, figures: Mapping[str, Any] | None = None
+    ) -> list[AlertEvent]:
+        """A new engine: every baseline starts afresh, from the new engine's validation
+        `figures` with baseline = "manifest" (without them: learnt over the warm-up; never the
+        old engine's figures). Returns the clears of the alerts that were active (withdrawn:
+        they were about the old engine's parts)."""
         events = _withdraw(self.state(), f"baselines reset: engine {engine}")
         with self._lock:
             self.engine = engine
+            self._figures = dict(figures or {})
             self._build()
         return events
 

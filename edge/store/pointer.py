@@ -34,6 +34,9 @@ HISTORY = 16  # previous engines remembered for rollback
 # The manifest's own patterns (edge.manifest.Manifest), and no leading dot: names are folder
 # names in the store, where "." and ".." would escape and dot-names are the store's own.
 _NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+# The store's own entries beside the engines' folders (edge.store.store.ACTIVE; the others
+# start with a dot, which no name may): an engine named so would take the pointer's place.
+_RESERVED = frozenset({"active"})
 _VERSION = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 
 
@@ -45,7 +48,7 @@ class EngineRef:
     version: str
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not _NAME.match(self.name) or self.name in _RESERVED:
             raise StoreError(f"{self.name!r} cannot be an engine name in the store")
         if not _VERSION.match(self.version):
             raise StoreError(f"{self.version!r} is not an engine version (semantic version)")

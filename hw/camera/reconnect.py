@@ -56,15 +56,18 @@ class ReconnectingCamera:
         return self._opened and self._retry_at is None and self.camera.connected
 
     def health(self) -> Health:
+        # Read from the main loop while the acquisition thread reconnects: each field is read
+        # once, so a reconnect in between gives an older state, never a None in arithmetic.
+        retry_at, since, why = self._retry_at, self._since, self._why
         if not self._opened:
-            return Health(state="down", since=self._since, detail=f"{self.name}: not open")
-        if self._retry_at is None:
-            return Health(state="up", since=self._since)
+            return Health(state="down", since=since, detail=f"{self.name}: not open")
+        if retry_at is None:
+            return Health(state="up", since=since)
         return Health(
             state="down",
-            since=self._since,
-            detail=f"{self._why}; every part is rejected (ERROR camera) until it is back",
-            retry_in_s=max(0.0, self._retry_at - self._clock.monotonic()),
+            since=since,
+            detail=f"{why}; every part is rejected (ERROR camera) until it is back",
+            retry_in_s=max(0.0, retry_at - self._clock.monotonic()),
         )
 
     def open(self) -> None:

@@ -375,14 +375,19 @@ class RejectScheduler:
 
     def _perform(self, actions: list[_Action]) -> None:
         for kind, part_id, due_ns in actions:
-            if kind == _ON:
-                self._pulse_on(part_id, due_ns)
-            elif kind == _OFF:
-                self._pulse_off(part_id)
-            elif kind == _BEAT:
-                self._beat()
-            elif kind == _REOPEN:
-                self._reopen()
+            try:
+                if kind == _ON:
+                    self._pulse_on(part_id, due_ns)
+                elif kind == _OFF:
+                    self._pulse_off(part_id)
+                elif kind == _BEAT:
+                    self._beat()
+                elif kind == _REOPEN:
+                    self._reopen()
+            except Exception as exc:  # the output thread must outlive any fault: a dead thread
+                # would fire no pulse and no timeout reject while health still said "up"
+                log.exception("reject %s: unexpected failure", self.name)
+                self._down(_as_output_error(exc, self.name))
 
     def _pulse_on(self, part_id: int, due_ns: int) -> None:
         with self._cond:
@@ -418,8 +423,8 @@ class RejectScheduler:
             return
         try:
             self._heartbeat()
-        except OutputError as exc:
-            self._down(exc)
+        except Exception as exc:  # an OutputError, or a driver's own exception
+            self._down(_as_output_error(exc, self.name))
             return
         with self._cond:
             self.counters.heartbeats += 1
@@ -430,8 +435,8 @@ class RejectScheduler:
         try:
             self.actuator.set(on, part_id)
             return True
-        except OutputError as exc:
-            first = exc
+        except Exception as exc:  # an OutputError, or a driver's own exception: output failed
+            first = _as_output_error(exc, self.name)
         if budget_end_ns is not None and self._clock.monotonic_ns() > budget_end_ns:
             self._down(first)
             return False
@@ -439,8 +444,8 @@ class RejectScheduler:
             self.actuator.close()
             self.actuator.open()
             self.actuator.set(on, part_id)
-        except OutputError as exc:
-            self._down(exc)
+        except Exception as exc:
+            self._down(_as_output_error(exc, self.name))
             return False
         with self._cond:
             self.counters.retried += 1
@@ -487,7 +492,7 @@ class RejectScheduler:
         try:
             self.actuator.close()
             self.actuator.open()
-        except OutputError as exc:
+        except Exception as exc:  # an OutputError, or a driver's own: try again later
             with self._cond:
                 self._reopen_delay_s = delay = min(self._reopen_delay_s * 2, self._reopen_max_s)
                 self._reopen_at_ns = self._clock.monotonic_ns() + round(delay * 1e9)
@@ -510,3 +515,10 @@ class RejectScheduler:
 def _log_lines(lines: list[tuple[int, str]]) -> None:
     for level, text in lines:
         log.log(level, "%s", text)
+
+
+def _as_output_error(exc: Exception, name: str) -> OutputError:
+    """`exc` as the OutputError the scheduler handles (a driver may raise its own types)."""
+    if isinstance(exc, OutputError):
+        return exc
+    return OutputError(f"{name}: unexpected {type(exc).__name__}: {exc}")

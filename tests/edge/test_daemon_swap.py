@@ -189,6 +189,22 @@ def test_a_refused_activation_keeps_the_running_engine_and_says_why(
     assert EngineStore(worker.source.config.engine_store_dir).active() == V1
 
 
+def test_a_request_beyond_the_queue_is_answered_busy(
+    swapper: tuple[EngineSwapper, list[dict[str, Any]]],
+) -> None:
+    """SCADA waits for an answer to every request id: one the swapper cannot queue is
+    answered at once, not only logged."""
+    worker, answers = swapper  # not started: nothing drains its queue
+    for i in range(8):
+        worker.command(command("tiny", "0.2.0", f"queued-{i}"))
+    assert answers == []
+    worker.command(command("tiny", "0.2.0", "one-too-many"))
+    [answer] = answers
+    assert (answer["request_id"], answer["ok"]) == ("one-too-many", False)
+    assert answer["error"].startswith("busy: 8 engine requests are waiting")
+    assert answer["engine"]["version"] == "0.1.0"
+
+
 def test_activating_the_running_engine_records_it_and_loads_nothing(
     swapper: tuple[EngineSwapper, list[dict[str, Any]]],
 ) -> None:
@@ -281,20 +297,26 @@ def test_the_monitor_starts_afresh_at_the_first_part_of_a_swapped_in_engine(
     tmp_path: Path,
 ) -> None:
     """The metrics monitor keys its baselines by engine: results of parts the old engine judged
-    keep feeding the old baselines; the first result of the new engine resets them."""
-    config = MonitorConfig.model_validate({"state_file": tmp_path / "monitor-state.json"})
+    keep feeding the old baselines; the first result of the new engine resets them, from the
+    new engine's validation figures."""
+    config = MonitorConfig.model_validate(
+        {"state_file": tmp_path / "monitor-state.json", "baseline": "manifest"}
+    )
+    old_figures = {"good_images": 40, "good_brightness_mean": 0.5, "good_brightness_std": 0.01}
+    new_figures = {"good_images": 40, "good_brightness_mean": 0.3, "good_brightness_std": 0.01}
     old = {"name": "tiny", "version": "0.1.0", "model_sha256": "a" * 64}
     new = {"name": "tiny", "version": "0.2.0", "model_sha256": "b" * 64}
     stop = threading.Event()
     worker = MonitorWorker(
         config=config,
-        monitor=Monitor(config, engine=engine_key("tiny", "0.1.0", "a" * 64)),
+        monitor=Monitor(config, engine=engine_key("tiny", "0.1.0", "a" * 64), figures=old_figures),
         station="station-1",
         publish=None,
         sample=lambda: StationSample(time_s=time.monotonic()),
         upstream_done=lambda: True,
         stop=stop,
         on_fatal=lambda _name, exc: None,
+        figures_of=lambda key: new_figures if key.startswith("tiny@0.2.0") else None,
     )
     worker.start()
     try:
@@ -307,6 +329,9 @@ def test_the_monitor_starts_afresh_at_the_first_part_of_a_swapped_in_engine(
             worker.offer({**payload, "engine": new})
         wait_for(lambda: worker.counters()["queued"] == 0, "the monitor to take the new parts")
         assert worker.monitor.engine == engine_key("tiny", "0.2.0", "b" * 64)
+        # standardised against the new engine's validation figures, not the old one's
+        brightness = worker.monitor.snapshot()["metrics"]["brightness"]
+        assert brightness["baseline"] == pytest.approx(0.3, rel=1e-3)
     finally:
         stop.set()
         assert worker.join(10.0)

@@ -506,7 +506,8 @@ def test_the_store_refuses_a_user_other_than_its_owner(
 
 def test_engine_references_and_version_precedence() -> None:
     assert EngineRef.parse("housing-top@1.2.0") == EngineRef("housing-top", "1.2.0")
-    for bad in ("tiny", "..@1.0.0", ".hidden@1.0.0", "tiny@1.0", "tiny@../1.0.0"):
+    # "active" is the store's pointer file: an engine so named would take its place
+    for bad in ("tiny", "..@1.0.0", ".hidden@1.0.0", "tiny@1.0", "tiny@../1.0.0", "active@1.0.0"):
         with pytest.raises(StoreError):
             EngineRef.parse(bad)
     ordered = ["0.9.0", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta.2",

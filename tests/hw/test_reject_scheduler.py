@@ -159,6 +159,47 @@ def test_a_failed_output_goes_down_loses_pulses_by_part_and_comes_back() -> None
     assert (c.outages, c.lost, c.reopen_attempts, c.pulses) == (1, 2, 2, 1)
 
 
+class DriverFault(Exception):
+    """Not an OutputError: what a driver library raises on its own (gpiod, pymodbus)."""
+
+
+class FaultyDriver(Recorder):
+    def set(self, on: bool, part_id: int | None = None) -> None:
+        if self.fail:
+            raise DriverFault("request released")
+        super().set(on, part_id)
+
+    def open(self) -> None:
+        if self.fail:
+            raise DriverFault("request released")
+        NoneActuator.open(self)
+
+
+def test_a_drivers_own_exception_takes_the_output_down_and_it_comes_back() -> None:
+    """An exception that is not an OutputError once ended the output thread: no pulse and no
+    timeout reject fired again, and health still said "up"."""
+    clock = ManualClock()
+    act = FaultyDriver(clock)
+    sched = RejectScheduler(
+        act, clock=clock, threaded=False, delay_s=0.2, pulse_s=0.02, margin_s=0.01,
+        reconnect_min_s=0.5, reconnect_max_s=2.0,
+    )  # fmt: skip
+    sched.open()
+    act.fail = True
+    sched.verdict(1, ns(0.0), True, "anomaly")
+    run_until(clock, sched, 0.3)
+    health = sched.health()
+    assert (health.state, health.recent) == ("down", (1,))
+    assert "unexpected DriverFault: request released" in (health.detail or "")
+    run_until(clock, sched, 0.75)  # the reopen at 0.7 fails the same way: tried again later
+    assert sched.counters.reopen_attempts == 1 and sched.health().state == "down"
+    act.fail = False
+    run_until(clock, sched, 1.75)
+    sched.verdict(2, ns(1.8), True, "anomaly")
+    run_until(clock, sched, 2.1)
+    assert sched.health().state == "up" and act.edges == [(2.0, True, 2), (2.02, False, 2)]
+
+
 def test_a_pulse_that_cannot_start_within_its_budget_is_lost_not_late() -> None:
     clock = ManualClock()
     sched, act = make(clock, max_late_s=0.005)

@@ -138,6 +138,8 @@ def test_the_documented_acl_lets_only_scada_activate_an_engine(
         assert eventually(lambda: station.connected)
         time.sleep(0.3)
         send(broker, json.dumps({"from": "intruder"}).encode(), user="intruder", pw="intruder-pw")
+        # the station's own credentials cannot send it a command either
+        send(broker, json.dumps({"from": "self"}).encode(), user="housing-top", pw="housing-top-pw")
         send(broker, json.dumps({"from": "scada"}).encode(), user="scada", pw="scada-pw")
         assert eventually(lambda: len(got) == 1)
         time.sleep(0.5)
