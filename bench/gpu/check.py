@@ -190,7 +190,8 @@ def gpu_crop(template: Template, shots: list[Any], cpu: Registrar) -> dict[str, 
     def unused(n: int) -> ModelOutputs:
         raise AssertionError
 
-    target = DeviceInput(device, stream, device.empty((1, 1, h, w), np.float32, stream), 1, unused)
+    buffer = device.empty((1, 1, h, w), np.float32, stream)
+    target = DeviceInput(device, stream, buffer, 1, unused, lambda n: device.download(buffer, stream))
     crop = DeviceCrop(target, template.ref, template.size, spec)
     diffs, ms = [], []
     for img, _ in shots:

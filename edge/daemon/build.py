@@ -30,6 +30,8 @@ def open_inspector(config: Config) -> Inspector:
         threshold=config.engine.threshold,
         registration_device=config.registration.device,
         min_confidence=config.registration.min_confidence,
+        pass_probability=config.engine.pass_probability,
+        ood_margin=config.engine.ood_margin,
     )
     inspector.check_golden()
     return inspector

@@ -6,6 +6,7 @@ says, or why it could not say anything, into the part's verdict:
 - a part already past its deadline when it comes off the queue is not inspected: NOK "timeout";
 - ImageError (a frame the engine cannot take): NOK "image";
 - InferenceError (the backend failed): ERROR "inference";
+- the engine's own ERROR (its heatmap classifier could not judge the part): ERROR "classifier";
 - a verdict ready after the deadline is not passed late: NOK "timeout" (its score is kept).
 """
 
@@ -15,7 +16,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from edge.daemon.queues import StageQueue
 from edge.daemon.verdict import ERROR, IMAGE, INFERENCE, NOK, TIMEOUT, EngineInfo, Verdict
 from edge.daemon.worker import FatalHandler, Worker
 from edge.errors import ImageError, InferenceError, PartSightError
+from edge.inspection import Inspection
 from hw.camera.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,9 @@ _GET_TIMEOUT_S = 0.1
 class PartInspector(Protocol):
     """What this stage needs of the engine: edge.inspector.Inspector honours it."""
 
-    def inspect(self, image: np.ndarray, source: str = ..., bit_depth: int | None = ...) -> Any: ...
+    def inspect(
+        self, image: np.ndarray, source: str = ..., bit_depth: int | None = ...
+    ) -> Inspection: ...
 
 
 class InspectionWorker(Worker):
@@ -100,7 +104,7 @@ class InspectionWorker(Worker):
             log.error("part %d: cannot be judged: %s", part.part_id, exc)
             return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=self.engine)
         done = self.clock.monotonic_ns()
-        latency.update(_stages(getattr(inspection, "latency_ms", None)))
+        latency.update(inspection.latency_ms)
         latency["inspect"] = (done - started) / 1e6
         if done > part.deadline_ns:
             return self._reject(
@@ -110,8 +114,8 @@ class InspectionWorker(Worker):
                 f"verdict ready {(done - part.deadline_ns) / 1e6:.1f} ms after the deadline",
                 latency,
                 engine=self.engine,
-                score=getattr(inspection, "score", None),
-                threshold=getattr(inspection, "threshold", None),
+                score=inspection.score,
+                threshold=inspection.threshold,
             )
         return judged(
             part_id=part.part_id,
@@ -154,10 +158,3 @@ class InspectionWorker(Worker):
             score=score,
             threshold=threshold,
         )
-
-
-def _stages(latency: object) -> dict[str, float]:
-    """The engine's own per-stage latencies (register, preprocess, inference, ...)."""
-    if not isinstance(latency, Mapping):
-        return {}
-    return {str(k): float(v) for k, v in latency.items() if isinstance(v, (int, float))}
