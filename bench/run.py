@@ -19,6 +19,7 @@ BENCHMARKS = [
     ["bench_registered_engine.py"],
     ["bench_daemon.py"],
     ["bench_reject.py"],
+    ["bench_classifier.py"],
 ]
 
 

@@ -48,9 +48,13 @@ __all__ = ["ERROR", "NOK", "OK", "Inspection", "Inspector", "inspect_files", "mo
 GOLDEN_PROBABILITY_ATOL = 1e-4
 
 
-def model_graph(manifest: Manifest, activations: bool) -> Graph:
+def model_graph(manifest: Manifest, activations: bool | None = None) -> Graph:
     """The DAE graph as the manifest describes it; the line fetches the score and the map, and
-    the encoder's activations when `activations` (CNN features)."""
+    the encoder's activations when `activations` (None: when the engine's classifier pools
+    them, CNN features)."""
+    if activations is None:
+        spec = manifest.classifier
+        activations = spec is not None and spec.features != "hu"
     fetch = ("anomaly_map", "score", *((FEATURES_OUTPUT,) if activations else ()))
     return Graph(manifest.model.outputs, fetch)
 
@@ -176,8 +180,7 @@ class Inspector:
         manifest = bundle.manifest
         section = backend if backend is not None else OnnxRuntimeBackendConfig()
         spec = manifest.classifier
-        graph = model_graph(manifest, activations=spec is not None and spec.features != "hu")
-        model = create_backend(section, bundle.path(manifest.model.file), graph)
+        model = create_backend(section, bundle.path(manifest.model.file), model_graph(manifest))
         classifier = (
             None if spec is None
             else create_backend(section, bundle.path(spec.file), CLASSIFIER_GRAPH)
@@ -210,7 +213,8 @@ class Inspector:
         registered, scored = self.score_batch(images, sources, bit_depths)
         t0 = time.perf_counter()
         classified = self._classify(scored)
-        classify_ms = (time.perf_counter() - t0) * 1e3
+        asked = sum(c is not None for c in classified)
+        classify_ms = (time.perf_counter() - t0) * 1e3 / max(asked, 1)  # per classified part
         results = []
         judged = iter(zip(scored, classified, strict=True))
         for r in registered:

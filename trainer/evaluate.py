@@ -61,10 +61,13 @@ def evaluate(
     data: Path,
     out: Path,
     show_progress: bool = True,
+    learning_curve: Path | None = None,
 ) -> Evaluation:
     """Judge `data`/test with the engine as the line would and write metrics.json, scores.csv
     and report.html to `out`. With a heatmap classifier, the verdicts include its decisions
-    (metrics.json `verdicts`, `classifier`)."""
+    (metrics.json `verdicts`, `classifier`); `learning_curve` (a labelled folder, see
+    trainer.labelled) adds how the classifier's rates follow the number of labelled images
+    (trainer.learning_curve)."""
     inspector = Inspector.open(engine)
     inspector.check_golden()
     manifest = inspector.bundle.manifest
@@ -95,11 +98,39 @@ def evaluate(
     metrics["unregistered"] = sum(r.score == UNREGISTERED_SCORE for r in records)
     if manifest.classifier is not None:
         metrics["classifier"] = manifest.classifier.model_dump(mode="json")
+    if learning_curve is not None:
+        metrics["learning_curve"] = _learning_curve(
+            inspector, dataset, learning_curve, show_progress
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _write_scores(out / "scores.csv", records)
     report = write_report(out, metrics, records, title=f"PartSight evaluation — {manifest.name}")
     return Evaluation(metrics=metrics, report=report, records=records)
+
+
+def _learning_curve(
+    inspector: Inspector, dataset: Dataset, labelled: Path, show_progress: bool
+) -> dict[str, Any]:
+    """The classifier retrained on subsets of `labelled`, judged on the dataset's test split."""
+    from trainer.classify_defaults import DEFAULT_OOD_MARGIN, DEFAULT_PASS_PROBABILITY
+    from trainer.feature_table import FeatureExtractor
+    from trainer.labelled import Labelled, LabelledSet
+    from trainer.learning_curve import learning_curve
+
+    pool_set = LabelledSet.load(labelled)
+    extractor = FeatureExtractor(inspector.bundle, show_progress)
+    extractor.learn_good(pool_set.root, pool_set.of_class("good"))
+    anomalous = [i for i in pool_set.items if i.cls != "good"]
+    pool = extractor.table(pool_set.root, anomalous, "labelled pool")
+    test_items = [Labelled(i.file, i.cls, i.type) for i in dataset.test]
+    test = extractor.table(dataset.root, test_items, "test features", skip_unregistered=True)
+    spec = inspector.bundle.manifest.classifier
+    return learning_curve(
+        pool, test, inspector.bundle.manifest.scoring.threshold,
+        spec.pass_probability if spec else DEFAULT_PASS_PROBABILITY,
+        spec.ood.margin if spec else DEFAULT_OOD_MARGIN,
+    )  # fmt: skip
 
 
 def _ground_truth(

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from edge.backends import Graph, InferenceBackend
@@ -89,7 +90,7 @@ class Classifier:
                 continue
             try:
                 vector, region = features(self.spec.features, part, self.reference)
-            except ValueError as exc:
+            except (ValueError, cv2.error) as exc:  # OpenCV's own error is not a ValueError
                 answers[-1] = ClassifierFailure(f"features: {exc}")
                 continue
             if vector.shape != (self.spec.feature_count,) or not np.all(np.isfinite(vector)):

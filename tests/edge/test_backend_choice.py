@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ from edge.inspector import Inspector
 from trainer.fit import FitResult
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTALL = "install TensorRT's Python bindings (JetPack: apt install python3-libnvinfer"
+INSTALL = re.escape("install TensorRT's Python bindings (JetPack: apt install python3-libnvinfer")
 
 
 @pytest.fixture

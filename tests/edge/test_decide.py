@@ -21,7 +21,9 @@ POLICY = DecisionPolicy(threshold=4.0, pass_probability=0.9, guard=GUARD, ood_ma
 PLAIN = DecisionPolicy(threshold=4.0)
 
 
-def part(p: float, score: float = 6.0, area: float = 100.0, distance: float = 1.0) -> Classification:
+def part(
+    p: float, score: float = 6.0, area: float = 100.0, distance: float = 1.0
+) -> Classification:
     return Classification(nuisance_probability=p, score=score, area=area, distance=distance)
 
 
@@ -91,7 +93,10 @@ def test_a_classifier_error_is_an_error_never_an_ok(
     ("kwargs", "message"),
     [
         ({"threshold": math.nan}, "not a finite number"),
-        ({"threshold": 1.0, "pass_probability": 0.5, "guard": GUARD, "ood_margin": 1.5}, "(0.5, 1]"),
+        (
+            {"threshold": 1.0, "pass_probability": 0.5, "guard": GUARD, "ood_margin": 1.5},
+            "(0.5, 1]",
+        ),
         ({"threshold": 1.0, "pass_probability": 0.9, "guard": GUARD, "ood_margin": 0.5}, ">= 1"),
         ({"threshold": 1.0, "pass_probability": 0.9}, "go together"),
     ],

@@ -58,7 +58,7 @@ def test_same_scores_and_verdicts_as_onnxruntime_on_the_test_set(
     trt = Inspector(load_bundle(tiny_engine.engine), backend(tiny_engine.engine, tmp_path))
     trt.check_golden()
     ort = Inspector.open(tiny_engine.engine)
-    paths = find_images([tiny_dataset / "test"])
+    paths = list(find_images([tiny_dataset / "test"]).files)
     got = judged(inspect_files(trt, paths, batch_size=8))
     want = judged(inspect_files(ort, paths, batch_size=8))
     assert len(got) == len(paths) >= 40
@@ -79,7 +79,7 @@ def test_registered_crop_cut_on_the_gpu_scores_like_the_host_path(
     gpu = Inspector(bundle, plan, registration_device="cpu", crop_on_device=True)
     gpu.check_golden()  # the golden samples go through the GPU crop too
     host = Inspector.open(fitted.engine, registration_device="cpu")
-    paths = find_images([root / "test"])[:5]
+    paths = list(find_images([root / "test"]).files)[:5]
     got = judged(inspect_files(gpu, paths, batch_size=4))
     want = judged(inspect_files(host, paths, batch_size=4))
     assert [g.verdict for g in got] == [w.verdict for w in want]
