@@ -14,11 +14,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
+    ["bench_tiles.py"],
     ["bench_inference.py"],
     ["bench_registration.py", "--frames", "300", "--opencv-frames", "5"],
     ["bench_registered_engine.py"],
     ["bench_daemon.py"],
     ["bench_reject.py"],
+    ["bench_monitor.py"],
+    ["bench_engine_swap.py"],
     ["bench_classifier.py"],
 ]
 

@@ -21,7 +21,9 @@ from edge.config import check_config_main
 from edge.errors import ImageError, PartSightError
 from edge.images import DEFAULT_MAX_PIXELS, find_images, quiet_opencv, read_image
 from edge.inspector import ERROR, Inspection, Inspector, inspect_files
+from edge.monitor import replay
 from edge.overlay import map_in_frame, overlay_heatmap
+from edge.store.cli import add_engine_commands
 
 log = logging.getLogger("partsight")
 
@@ -115,9 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path, metavar="FILE")
     check.set_defaults(func=lambda args: check_config_main(args.file))
 
-    engine = sub.add_parser("engine", help="engine maintenance on this device")
-    engine_sub = engine.add_subparsers(required=True, metavar="ACTION")
-    build = engine_sub.add_parser(
+    actions = add_engine_commands(sub)
+    build = actions.add_parser(
         "build", help="build and cache the engine's TensorRT plan ahead of time"
     )
     build.add_argument("--engine", required=True, type=Path, help="engine bundle folder")
@@ -125,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, metavar="FILE", help="the station's configuration (its backend)"
     )
     build.set_defaults(func=_engine_build)
+
+    monitor = sub.add_parser(
+        "monitor", help="replay a results log through the metric monitors, print the alerts"
+    )
+    replay.add_arguments(monitor)
+    monitor.set_defaults(func=replay.run)
     return parser
 
 

@@ -276,10 +276,11 @@ class Inspector:
         if decision.verdict == ERROR:
             log.error("part cannot be judged: %s", decision.detail)
         to_frame = self._to_frame(r, s.anomaly_map.shape)
-        spec = self.bundle.manifest.input
+        # Unregistered: the map covers the whole frame, resized (each frame's own size).
+        height, width = r.image.shape[:2]
         regions = regions_to_frame(
             top_regions(s.anomaly_map, self.pixel_threshold),
-            _resize_affine(s.anomaly_map.shape, spec) if to_frame is None else to_frame,
+            _scale_affine(s.anomaly_map.shape, (width, height)) if to_frame is None else to_frame,
         )
         return Inspection(
             verdict=decision.verdict,
@@ -424,10 +425,6 @@ def _scale_affine(map_shape: tuple[int, ...], size: tuple[int, int]) -> np.ndarr
     from; pixel centres at integer coordinates."""
     sx, sy = size[0] / map_shape[1], size[1] / map_shape[0]
     return np.array([[sx, 0.0, (sx - 1) / 2], [0.0, sy, (sy - 1) / 2]])
-
-
-def _resize_affine(map_shape: tuple[int, ...], spec: InputSpec) -> np.ndarray:
-    return _scale_affine(map_shape, (spec.source_width, spec.source_height))
 
 
 def inspect_files(

@@ -28,13 +28,32 @@ class _Strict(BaseModel):
 
 
 class InputSpec(_Strict):
-    """The model's input and how a stored image becomes it."""
+    """The model's input and how a stored image becomes it.
+
+    Two geometries (README, "Image sizes"):
+    - `fixed`: every frame is source_height x source_width (a camera with one ROI, or the
+      frame the registered crop is cut from) and is resized to height x width for the model.
+    - `resized`: the engine learnt from images of several sizes, each resized to height x width
+      (its aspect ratio changed: the trainer says by how much); a frame is resized the same
+      way if each side lies within [min_source_side, source_height or source_width], else it
+      is refused.
+    """
 
     channels: Literal[1, 3] = Field(description="1 = mono, 3 = colour (BGR order as stored)")
     height: int = Field(gt=0, description="model input height in pixels")
     width: int = Field(gt=0, description="model input width in pixels")
-    source_height: int = Field(gt=0, description="height of the image the engine accepts")
-    source_width: int = Field(gt=0, description="width of the image the engine accepts")
+    source_height: int = Field(
+        gt=0, description="fixed: the frame height the engine takes; resized: the largest"
+    )
+    source_width: int = Field(
+        gt=0, description="fixed: the frame width the engine takes; resized: the largest"
+    )
+    geometry: Literal["fixed", "resized"] = Field(
+        "fixed", description="fixed: one frame size; resized: any size within the range"
+    )
+    min_source_side: int | None = Field(
+        None, gt=0, description="resized: the smallest frame height or width the engine takes"
+    )
     normalization: Literal["dtype_max"] = Field(
         "dtype_max",
         description="pixel / 255 for 8-bit, / 65535 for 16-bit (after bit_depth), giving [0, 1]",

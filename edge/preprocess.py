@@ -22,7 +22,15 @@ def check_image(image: np.ndarray, spec: InputSpec, source: str) -> None:
     if channels != spec.channels:
         raise ImageError(source, f"has {channels} channel(s), the engine expects {spec.channels}")
     height, width = image.shape[:2]
-    if (height, width) != (spec.source_height, spec.source_width):
+    if spec.geometry == "resized":
+        low = spec.min_source_side or 1
+        if not (low <= height <= spec.source_height and low <= width <= spec.source_width):
+            raise ImageError(
+                source,
+                f"size {width}x{height} is outside the sizes this engine judges "
+                f"(width {low}..{spec.source_width}, height {low}..{spec.source_height} px)",
+            )
+    elif (height, width) != (spec.source_height, spec.source_width):
         raise ImageError(
             source,
             f"wrong size {width}x{height}, "
@@ -31,8 +39,9 @@ def check_image(image: np.ndarray, spec: InputSpec, source: str) -> None:
 
 
 def to_model_input(image: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """float32 (C, H, W) in [0, 1], resized to the model's input size. The caller has checked
-    the frame (check_image); with registration `image` is the aligned crop, not the frame."""
+    """float32 (C, H, W) in [0, 1], resized to the model's input size (OpenCV INTER_AREA). The
+    caller has checked the frame (check_image); with registration `image` is the aligned crop,
+    not the frame."""
     scaled: np.ndarray = image.astype(np.float32) / _DTYPE_MAX[image.dtype]
     if scaled.shape[:2] != (spec.height, spec.width):
         scaled = cv2.resize(scaled, (spec.width, spec.height), interpolation=cv2.INTER_AREA)

@@ -19,6 +19,8 @@ EDGE_MODULES = [
     "edge.mqtt",
     "edge.daemon",
     "edge.daemon.main",
+    "edge.store",
+    "edge.store.cli",
     "hw",
     "hw.camera",
     "hw.camera.basler",

@@ -30,6 +30,8 @@ class Aligned:
     registrar: Registrar
     crops: list[np.ndarray]
     kept: list[int]  # indices of the training images that registered
+    poses: list[tuple[float, float, float]]  # (x px, y px, angle °) of each kept image
+    confidences: list[float]  # and its registration confidence
 
 
 def poses_vary(root: Path) -> bool:
@@ -79,7 +81,7 @@ def align_training_set(
         reference, angle_range=ALIGNED_ANGLE_RANGE if already_crops else (0.0, 360.0)
     )
     registrar = Registrar(template, device=device, min_confidence=min_confidence)
-    crops, kept = [], []
+    crops, kept, poses, confidences = [], [], [], []
     bar = progress_bar(len(frames), "registering", "image", enabled=show_progress)
     for index, frame in enumerate(frames):
         registration = registrar.register(frame)
@@ -87,6 +89,9 @@ def align_training_set(
         if registration.accepted and registration.aligned is not None:
             crops.append(registration.aligned)
             kept.append(index)
+            pose = registration.pose
+            poses.append((pose.x, pose.y, pose.angle_deg))
+            confidences.append(registration.confidence)
         else:
             log.warning("training image %d not registered (confidence %.2f): left out",
                         index, registration.confidence)  # fmt: skip
@@ -98,4 +103,11 @@ def align_training_set(
             "reference (the first image) may be atypical, or the data is pre-aligned "
             "(use --register off)"
         )
-    return Aligned(template=template, registrar=registrar, crops=crops, kept=kept)
+    return Aligned(
+        template=template,
+        registrar=registrar,
+        crops=crops,
+        kept=kept,
+        poses=poses,
+        confidences=confidences,
+    )

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -21,6 +22,10 @@ from trainer.classify_defaults import (
     DEFAULT_PASS_PROBABILITY,
 )
 from trainer.errors import TrainerError
+from trainer.threshold import DEFAULT_RULE
+
+if TYPE_CHECKING:
+    from trainer.fit import FitConfig
 
 log = logging.getLogger("partsight-train")
 
@@ -81,67 +86,23 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--bit-depth", type=int, choices=(8, 16), default=8)
     synth.add_argument("--color", action="store_true", help="3-channel images")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--drift",
+        action="append",
+        metavar="KIND:START[-END]:VALUE",
+        help="write one run of COUNT parts in line order instead of a dataset, with this drift "
+        "(lamp:300:0.01 dims 1 %% per 50 parts, shift:300:3 moves the part 3 px, "
+        "defects:300:0.1 steps the defect rate to 10 %%); repeatable",
+    )
+    synth.add_argument(
+        "--defect-rate", type=float, default=0.02, help="a run's defect rate outside drifts"
+    )
     synth.set_defaults(func=_synth)
 
     fit = sub.add_parser("fit", help="train an engine on DIR/train/good and write its bundle")
     fit.add_argument("--data", type=Path, required=True)
     fit.add_argument("--out", type=Path, required=True, help="engine bundle folder to write")
-    fit.add_argument("--size", type=_size, help="model input HxW (default: the images' size)")
-    fit.add_argument(
-        "--bit-depth",
-        type=int,
-        choices=(8, 10, 12, 14, 16),
-        help="significant bits of the images' values (default: found from them, e.g. "
-        "16-bit images whose values never exceed 4095 hold 12-bit data)",
-    )
-    fit.add_argument("--epochs", type=int, default=40)
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--batch-size", type=int, default=8)
-    fit.add_argument("--lr", type=float, default=3e-3)
-    fit.add_argument("--noise", type=float, default=0.1, help="training noise std, [0,1] units")
-    fit.add_argument(
-        "--patch-prob", type=float, default=0.5,
-        help="chance per training image of a pasted patch the model must undo",
-    )  # fmt: skip
-    fit.add_argument("--width", type=int, default=8, help="channels after the stem")
-    fit.add_argument("--depth", type=int, default=4, help="downsampling stages")
-    fit.add_argument("--bottleneck", type=int, default=8, help="bottleneck channels")
-    fit.add_argument("--blocks", type=int, default=1, help="residual blocks per stage")
-    fit.add_argument("--score", choices=("mean", "max", "topk"), default="topk")
-    fit.add_argument("--topk-fraction", type=float, default=0.005)
-    fit.add_argument("--smoothing", type=float, default=4.0, help="map smoothing sigma, pixels")
-    fit.add_argument(
-        "--register",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="align every image to a template (auto: when labels.csv has poses to undo)",
-    )
-    fit.add_argument(
-        "--no-register", dest="register", action="store_const", const="off",
-        help="same as --register off (pre-aligned datasets)",
-    )  # fmt: skip
-    fit.add_argument("--registration-device", choices=("auto", "cpu", "cuda"), default="auto")
-    fit.add_argument(
-        "--min-confidence", type=float, default=0.5, help="registration confidence to accept"
-    )
-    fit.add_argument(
-        "--mask",
-        choices=("none", "auto"),
-        default="none",
-        help="auto: score only the part, found on the mean aligned training image",
-    )
-    fit.add_argument(
-        "--no-pixel-norm",
-        action="store_true",
-        help="raw error map (default: normalised by good parts' per-pixel error statistics)",
-    )
-    fit.add_argument("--val-fraction", type=float, default=0.15)
-    fit.add_argument("--threshold-rule", default="sigma:3", help="sigma:K or quantile:Q")
-    fit.add_argument("--val-data", type=Path, help="labelled data for an F1-optimal threshold")
-    fit.add_argument("--name", default="engine")
-    fit.add_argument("--version", default="0.1.0")
-    fit.add_argument("--checkpoint", type=Path, help="also save the model as safetensors")
-    fit.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _training_options(fit)
     fit.set_defaults(func=_fit)
 
     classify = sub.add_parser(
@@ -186,7 +147,113 @@ def _parser() -> argparse.ArgumentParser:
         "nuisance pass rate and the defect escape rate on DIR/test follow",
     )  # fmt: skip
     evaluate.set_defaults(func=_evaluate)
+
+    bench = sub.add_parser(
+        "benchmark",
+        help="train the engine and two plain baselines on DIR/train/good, compare them on DIR/test",
+    )
+    bench.add_argument("--data", type=Path, required=True)
+    bench.add_argument(
+        "--out", type=Path, help="results folder (default: benchmark-<data folder name>)"
+    )
+    _training_options(bench)
+    bench.set_defaults(func=_benchmark)
+
+    keygen = sub.add_parser("keygen", help="write an Ed25519 key pair for signing engines")
+    keygen.add_argument(
+        "--out", type=Path, required=True, metavar="KEY",
+        help="private key file to create (mode 0600); the public key goes to KEY.pub",
+    )  # fmt: skip
+    keygen.set_defaults(func=_keygen)
+
+    bundle = sub.add_parser("bundle", help="sign an engine folder into <name>-<version>.tar")
+    bundle.add_argument("--engine", type=Path, required=True, metavar="DIR")
+    bundle.add_argument("--key", type=Path, required=True, help="private key (mode 0600)")
+    bundle.add_argument(
+        "--out", type=Path, required=True, metavar="FILE",
+        help="a folder to write it into, or the file itself (named <name>-<version>.tar)",
+    )  # fmt: skip
+    bundle.set_defaults(func=_bundle)
     return parser
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `fit`, shared by `benchmark` (which trains the engine the same way)."""
+    parser.add_argument(
+        "--size",
+        type=_size,
+        help="model input HxW (default: the images' size; 128x128 when they differ in size)",
+    )
+    parser.add_argument(
+        "--bit-depth",
+        type=int,
+        choices=(8, 10, 12, 14, 16),
+        help="significant bits of the images' values (default: found from them, e.g. "
+        "16-bit images whose values never exceed 4095 hold 12-bit data)",
+    )
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--noise", type=float, default=0.1, help="training noise std, [0,1] units")
+    parser.add_argument(
+        "--patch-prob", type=float, default=0.5,
+        help="chance per training image of a pasted patch the model must undo",
+    )  # fmt: skip
+    parser.add_argument(
+        "--anomaly-prob", type=float, default=0.0,
+        help="chance per training image of a synthetic anomaly (Perlin blob, specks, a thin "
+        "curve) the model must undo",
+    )  # fmt: skip
+    parser.add_argument(
+        "--augment", choices=("none", "flips"), default="none",
+        help="flips: mirror training images at random (textures and surfaces; never for "
+        "oriented parts)",
+    )  # fmt: skip
+    parser.add_argument("--width", type=int, default=8, help="channels after the stem")
+    parser.add_argument("--depth", type=int, default=4, help="downsampling stages")
+    parser.add_argument("--bottleneck", type=int, default=8, help="bottleneck channels")
+    parser.add_argument("--blocks", type=int, default=1, help="residual blocks per stage")
+    parser.add_argument("--score", choices=("mean", "max", "topk"), default="topk")
+    parser.add_argument("--topk-fraction", type=float, default=0.005)
+    parser.add_argument("--smoothing", type=float, default=4.0, help="map smoothing sigma, pixels")
+    parser.add_argument(
+        "--register",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="align every image to a template (auto: when labels.csv has poses to undo)",
+    )
+    parser.add_argument(
+        "--no-register", dest="register", action="store_const", const="off",
+        help="same as --register off (pre-aligned datasets)",
+    )  # fmt: skip
+    parser.add_argument("--registration-device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--min-confidence", type=float, default=0.5, help="registration confidence to accept"
+    )
+    parser.add_argument(
+        "--mask",
+        choices=("none", "auto"),
+        default="none",
+        help="auto: score only the part, found on the mean aligned training image",
+    )
+    parser.add_argument(
+        "--no-pixel-norm",
+        action="store_true",
+        help="raw error map (default: normalised by good parts' per-pixel error statistics)",
+    )
+    parser.add_argument("--val-fraction", type=float, default=0.15)
+    parser.add_argument(
+        "--threshold-rule",
+        default=DEFAULT_RULE,
+        help="sigma:K, quantile:Q, or synthetic (F1-optimal against held-out good images with "
+        "synthetic anomalies pasted in)",
+    )
+    parser.add_argument("--val-data", type=Path, help="labelled data for an F1-optimal threshold")
+    parser.add_argument("--name", default="engine")
+    parser.add_argument("--version", default="0.1.0")
+    parser.add_argument("--checkpoint", type=Path, help="also save the model as safetensors")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -200,6 +267,21 @@ def _synth(args: argparse.Namespace) -> int:
         bit_depth=args.bit_depth,
         color=args.color,
     )
+    if args.drift:
+        from trainer.synth_drift import Drift, write_run
+
+        drifts = [Drift.parse(text) for text in args.drift]
+        run = write_run(
+            args.out,
+            args.count,
+            config,
+            args.seed,
+            drifts,
+            args.defect_rate,
+            progress=not args.no_progress,
+        )
+        print(run)
+        return EXIT_OK
     summary = write_dataset(
         args.out, args.count, config, args.seed, progress=not args.no_progress,
         test_per_type=args.test_per_type,
@@ -208,12 +290,12 @@ def _synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _fit(args: argparse.Namespace) -> int:
-    from trainer.fit import FitConfig, fit
+def _fit_config(args: argparse.Namespace) -> FitConfig:
+    from trainer.fit import FitConfig
     from trainer.model import DAEConfig
     from trainer.train import TrainConfig
 
-    config = FitConfig(
+    return FitConfig(
         size=args.size,
         bit_depth=args.bit_depth,
         model=DAEConfig(
@@ -225,6 +307,8 @@ def _fit(args: argparse.Namespace) -> int:
             learning_rate=args.lr,
             noise_sigma=args.noise,
             patch_prob=args.patch_prob,
+            anomaly_prob=args.anomaly_prob,
+            augment=args.augment,
             seed=args.seed,
             device=args.device,
         ),
@@ -244,7 +328,12 @@ def _fit(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         show_progress=not args.no_progress,
     )
-    result = fit(args.data, args.out, config)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from trainer.fit import fit
+
+    result = fit(args.data, args.out, _fit_config(args))
     print(
         f"data: {result.bit_depth.note}; trained on {result.train_images} images, "
         f"validated on {result.val_images}"
@@ -281,6 +370,16 @@ def _classify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    from trainer.benchmark import benchmark
+
+    out = args.out or Path(f"benchmark-{args.data.resolve().name}")
+    benchmark(args.data, out, _fit_config(args), show_progress=not args.no_progress)
+    print((out / "benchmark.md").read_text(), end="")
+    print(f"report: {out / 'report.html'}")
+    return EXIT_OK
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from trainer.evaluate import evaluate
 
@@ -289,6 +388,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         learning_curve=args.learning_curve,
     )  # fmt: skip
     print(summary_text(result.metrics, result.report))
+    return EXIT_OK
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from trainer.package import keygen
+
+    signer = keygen(args.out)
+    print(f"key {signer[:16]}: private {args.out} (keep it secret), public {args.out}.pub")
+    return EXIT_OK
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from trainer.package import write_engine_file
+
+    print(write_engine_file(args.engine, args.key, args.out))
     return EXIT_OK
 
 

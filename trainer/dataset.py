@@ -157,17 +157,28 @@ def mask_problem(mask: np.ndarray, image_shape: tuple[int, ...] | None = None) -
     return None
 
 
-def read_uniform(dataset: Dataset, items: Sequence[Item]) -> list[np.ndarray]:
-    """Read images that must share one size, channel count and bit depth (the model needs one)."""
+def read_uniform(
+    dataset: Dataset, items: Sequence[Item], one_size: bool = True
+) -> list[np.ndarray]:
+    """Read images that must share one channel count and pixel type, and one size unless
+    `one_size` is False (the model needs one of each; sizes can be resized to one). DatasetError
+    names the first image that differs."""
     images: list[np.ndarray] = []
     for item in items:
         image = dataset.read(item)
-        if images and (image.shape != images[0].shape or image.dtype != images[0].dtype):
+        if images:
             first = images[0]
-            raise DatasetError(
-                f"{dataset.root / item.file}: {_describe(image)} differs from "
-                f"{dataset.root / items[0].file}: {_describe(first)} (the model needs one size)"
-            )
+            layout = image.shape[2:] != first.shape[2:] or image.ndim != first.ndim
+            if image.dtype != first.dtype or layout or (one_size and image.shape != first.shape):
+                need = (
+                    "one size, channel count and pixel type"
+                    if one_size
+                    else ("one channel count and pixel type")
+                )
+                raise DatasetError(
+                    f"{dataset.root / item.file}: {_describe(image)} differs from "
+                    f"{dataset.root / items[0].file}: {_describe(first)} (the model needs {need})"
+                )
         images.append(image)
     return images
 

@@ -2,7 +2,8 @@
 
 TrainerError
 ├── DatasetError   a dataset folder that cannot be used as it is (layout, images, sizes)
-└── ExportError    the exported ONNX graph disagrees with the torch model
+├── ExportError    the exported ONNX graph disagrees with the torch model
+└── SigningError   a signing key or an engine that cannot be signed (permissions, format)
 """
 
 from __future__ import annotations
@@ -18,3 +19,7 @@ class DatasetError(TrainerError):
 
 class ExportError(TrainerError):
     """The exported graph does not compute what the torch model computes."""
+
+
+class SigningError(TrainerError):
+    """A key that must not be used (too open, not Ed25519) or an engine that cannot be signed."""

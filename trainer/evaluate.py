@@ -19,6 +19,7 @@ import numpy as np
 
 from edge.errors import ImageError
 from edge.inspector import Inspection, Inspector, inspect_files
+from hw.camera.image_file import read_image_size
 from trainer.dataset import Dataset, Item, mask_problem
 from trainer.errors import DatasetError
 from trainer.metrics import ImageRecord, evaluate_records
@@ -73,7 +74,6 @@ def evaluate(
     manifest = inspector.bundle.manifest
     dataset = Dataset.load(data, need_test=True)
     size = (manifest.input.width, manifest.input.height)
-    frame = (manifest.input.source_height, manifest.input.source_width)
     records: list[ImageRecord] = []
     tally = _MaskTally()
     bar = progress_bar(len(dataset.test), "evaluating", "image", enabled=show_progress)
@@ -83,7 +83,9 @@ def evaluate(
         for item, (_, outcome) in zip(items, outcomes, strict=True):
             if isinstance(outcome, ImageError):
                 raise DatasetError(str(outcome))
-            mask = _ground_truth(dataset, item, frame, tally)
+            # Every image's own (H, W): a "resized" engine judges frames of several sizes.
+            width, height = read_image_size(dataset.root / item.file)
+            mask = _ground_truth(dataset, item, (height, width), tally)
             records.append(_record(item, outcome, size, mask))
         bar.update(len(items))
     bar.close()

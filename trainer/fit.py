@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +35,7 @@ from edge.manifest import (
     RegistrationSpec,
     ScoringSpec,
 )
+from edge.monitor.baseline import validation_figures
 from edge.preprocess import check_image, to_model_input
 from trainer.alignment import Aligned, align_training_set, poses_vary
 from trainer.checkpoint import save_checkpoint
@@ -50,7 +52,13 @@ from trainer.model import (
     ScoringHead,
 )
 from trainer.precheck import BitDepth, check_input_size, check_variation, detect_bit_depth
-from trainer.threshold import DEFAULT_RULE, threshold_from_good, threshold_from_labels
+from trainer.synthetic_anomalies import paste_anomaly
+from trainer.threshold import (
+    DEFAULT_RULE,
+    parse_rule,
+    threshold_from_good,
+    threshold_from_labels,
+)
 from trainer.train import TrainConfig, train_dae
 
 log = logging.getLogger(__name__)
@@ -60,11 +68,13 @@ MASK_FILE = "foreground.png"
 TEMPLATE_DIR = "registration"
 GOLDEN_COUNT = 3
 MIN_TRAIN_IMAGES = 8
+RESIZED_SIZE = (128, 128)  # (H, W) of the model when the training images differ in size
 
 
 @dataclass(frozen=True)
 class FitConfig:
-    size: tuple[int, int] | None = None  # model input (H, W); None = the images' own size
+    size: tuple[int, int] | None = None  # model input (H, W); None = the images' own size, or
+    # RESIZED_SIZE when they come in several sizes (trainer.fit.size_policy)
     bit_depth: int | None = None  # of 16-bit images' values; None = detected (trainer.precheck)
     model: DAEConfig = field(default_factory=DAEConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -97,6 +107,8 @@ class FitResult:
     bit_depth: BitDepth
     train_seconds: float  # the training loop alone
     device: str  # where the DAE was trained (and its mixed precision, if any)
+    train_files: tuple[str, ...] = ()  # dataset-relative paths the model learnt from
+    val_files: tuple[str, ...] = ()  # the held-out good images that set the threshold
 
 
 def fit(data: Path, out: Path, config: FitConfig) -> FitResult:
@@ -121,7 +133,7 @@ def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
         raise DatasetError(
             f"{data}/train/good: {len(dataset.train)} images, need {MIN_TRAIN_IMAGES}"
         )
-    raw = read_uniform(dataset, dataset.train)
+    raw = read_uniform(dataset, dataset.train, one_size=False)
     where = f"{data}/train/good"
     check_variation(raw, where)
     depth = detect_bit_depth(raw, config.bit_depth, where)
@@ -134,10 +146,10 @@ def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
         )
     crops = aligned.crops if aligned else raw
     items = [dataset.train[i] for i in aligned.kept] if aligned else dataset.train
-    spec = _input_spec(raw[0], crops[0], config.size, depth.bits)
+    spec = size_policy(raw, crops, config.size, depth.bits, where)
     check_input_size(spec.height, spec.width, config.model, config.smoothing_sigma, where)
     inputs = np.stack([to_model_input(im, spec) for im in crops])
-    train_idx, val_idx = _split(len(inputs), config.validation_fraction, config.train.seed)
+    train_idx, val_idx = split_indices(len(inputs), config.validation_fraction, config.train.seed)
     log.info(
         "fit: %d training / %d validation images at %dx%d (HxW)",
         len(train_idx),
@@ -177,7 +189,7 @@ def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
             "the model scores the validation images as nan/inf: training diverged "
             "(try a lower --lr)"
         )
-    threshold, rule = _threshold(val_scores, config, spec, backend, aligned)
+    threshold, rule = _threshold(val_scores, inputs[val_idx], config, spec, backend, aligned)
     golden = _golden(
         dataset,
         [items[i] for i in val_idx[:GOLDEN_COUNT]],
@@ -208,6 +220,10 @@ def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
             "good_score_std": float(val_scores.std(ddof=1)),
             "good_score_max": float(val_scores.max()),
             "final_train_loss": result.losses[-1],
+            # the metrics monitor's good-part baselines: frame statistics, poses (edge.monitor)
+            **validation_figures(
+                raw, aligned.poses if aligned else (), aligned.confidences if aligned else ()
+            ),
         },
         golden=tuple(golden),
         trainer={
@@ -234,25 +250,58 @@ def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     device = result.device if result.amp is None else f"{result.device} ({result.amp})"
     return FitResult(
         out, threshold, rule, result.losses, seconds, len(train_idx), len(val_idx), depth,
-        result.seconds, device,
+        result.seconds, device, tuple(items[i].file for i in train_idx),
+        tuple(items[i].file for i in val_idx),
     )  # fmt: skip
 
 
-def _input_spec(
-    frame: np.ndarray, crop: np.ndarray, size: tuple[int, int] | None, bit_depth: int
+def size_policy(
+    frames: Sequence[np.ndarray],
+    crops: Sequence[np.ndarray],
+    size: tuple[int, int] | None,
+    bit_depth: int,
+    where: str,
 ) -> InputSpec:
-    """The engine takes frames of `frame`'s size; the model sees `crop` (the registered window,
-    or the frame itself) resized to `size` (default: the crop's own size)."""
-    height, width = frame.shape[:2]
-    model_h, model_w = size or crop.shape[:2]
+    """How frames of `frames`' sizes become the model's input (README, "Image sizes").
+
+    One frame size: the engine takes frames of exactly that size (geometry "fixed"); the model
+    sees `crops` (the registered windows, or the frames themselves) resized to `size`, by
+    default their own size. Several sizes (regions of interest cut from a line camera, a
+    dataset gathered from several set-ups): every image is resized to `size` (default
+    RESIZED_SIZE), and the log says how much that changes the aspect ratios; at run time a frame
+    is resized the same way if each side lies within half the smallest and twice the largest
+    training side, and refused otherwise (geometry "resized"). Resizing was measured against
+    judging each image at its own scale on the magnetic tiles and won (README); a model trained
+    on one frame grid also keeps the per-pixel error statistics meaningful.
+
+    Registration needs one frame size: DatasetError otherwise."""
+    channels = 1 if frames[0].ndim == 2 else 3
+    heights = np.array([f.shape[0] for f in frames])
+    widths = np.array([f.shape[1] for f in frames])
+    if len({f.shape[:2] for f in frames}) == 1:
+        model_h, model_w = size or crops[0].shape[:2]
+        return InputSpec(
+            channels=channels, height=model_h, width=model_w,
+            source_height=int(heights[0]), source_width=int(widths[0]), bit_depth=bit_depth,
+        )  # fmt: skip
+    if crops is not frames:
+        raise DatasetError(f"{where}: images of several sizes cannot be registered (one needed)")
+    model_h, model_w = size or RESIZED_SIZE
+    aspect = (widths / heights) / (model_w / model_h)
+    stretch = float(np.max(np.maximum(aspect, 1 / aspect)) - 1)
+    log.warning(
+        "fit: %d images of %d sizes (H %d..%d, W %d..%d px): each is resized to %dx%d (HxW), "
+        "which changes their aspect ratio by up to %.0f %%; frames are resized the same way on "
+        "the line",
+        len(frames), len({f.shape[:2] for f in frames}), heights.min(), heights.max(),
+        widths.min(), widths.max(), model_h, model_w, 100 * stretch,
+    )  # fmt: skip
     return InputSpec(
-        channels=1 if frame.ndim == 2 else 3,
-        height=model_h,
-        width=model_w,
-        source_height=height,
-        source_width=width,
+        channels=channels, height=model_h, width=model_w,
+        source_height=int(2 * heights.max()), source_width=int(2 * widths.max()),
+        geometry="resized", min_source_side=max(1, int(min(heights.min(), widths.min()) // 2)),
         bit_depth=bit_depth,
-    )
+    )  # fmt: skip
 
 
 def _pixel_stats(model: DenoisingAutoencoder, images: np.ndarray, config: FitConfig) -> PixelStats:
@@ -267,7 +316,9 @@ def _pixel_stats(model: DenoisingAutoencoder, images: np.ndarray, config: FitCon
     return PixelStats.from_maps(torch.cat(maps))
 
 
-def _split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices of `count` training images: a seeded random hold-out of
+    `fraction` of them (at least 4) that sets the threshold."""
     order = np.random.default_rng(seed).permutation(count)
     n_val = max(4, round(count * fraction))
     return np.sort(order[n_val:]), order[:n_val]
@@ -302,21 +353,35 @@ def _save_template(aligned: Aligned, staging: Path, config: FitConfig) -> Regist
     )
 
 
+def with_synthetic_anomalies(inputs: np.ndarray, seed: int) -> np.ndarray:
+    """float32 (N, C, H, W) model inputs, each with one synthetic anomaly pasted in (its texture
+    lent by the next image): deterministic per seed."""
+    rng = np.random.default_rng(seed + 7919)
+    donors = np.roll(inputs, 1, axis=0)
+    return np.stack(
+        [paste_anomaly(im, donor, rng)[0] for im, donor in zip(inputs, donors, strict=True)]
+    )
+
+
 def _threshold(
     good_scores: np.ndarray,
+    val_inputs: np.ndarray,
     config: FitConfig,
     spec: InputSpec,
     backend: OnnxRuntimeBackend,
     aligned: Aligned | None,
 ) -> tuple[float, str]:
     if config.val_data is None:
-        return threshold_from_good(good_scores, config.threshold_rule)
+        synthetic = None
+        if parse_rule(config.threshold_rule)[0] == "synthetic":
+            synthetic, _ = _score(backend, with_synthetic_anomalies(val_inputs, config.train.seed))
+        return threshold_from_good(good_scores, config.threshold_rule, synthetic)
     labelled = Dataset.load(config.val_data, need_test=True)
     items = [i for i in labelled.test if i.cls in ("good", "defect")]
     if not any(i.cls == "defect" for i in items):
         raise DatasetError(f"{config.val_data}/test: no defective images to calibrate on")
     kept, crops = [], []
-    for item, stored in zip(items, read_uniform(labelled, items), strict=True):
+    for item, stored in zip(items, read_uniform(labelled, items, one_size=False), strict=True):
         source = str(labelled.root / item.file)
         check_image(stored, spec, source)
         frame = to_full_scale(stored, stored_bits(stored, None, spec.bit_depth), source)

@@ -624,3 +624,96 @@ NOK), as the engine decides it{_with_classifier(metrics)}.</p>
     report = out_dir / "report.html"
     report.write_text(page, encoding="utf-8")
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmark: several methods on one split
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_roc_comparison(path: Path, methods: Sequence[tuple[str, Sequence[ImageRecord]]]) -> bool:
+    """One ROC curve (defects vs good) per method on the same axes; False if undefined."""
+    fig = Figure(figsize=(6.4, 5.4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="0.75", linestyle=":", label="chance")
+    drawn = False
+    for name, records in methods:
+        goods = [r for r in records if r.cls == GOOD]
+        defects = [r for r in records if r.cls == DEFECT]
+        if not goods or not defects:
+            continue
+        labels, scores = _labels_scores(defects, goods)
+        fpr, tpr, _ = roc_curve(labels, scores)
+        ax.plot(fpr, tpr, linewidth=2, label=f"{name} (AUROC {auroc(labels, scores):.3f})")
+        drawn = True
+    if not drawn:
+        return False
+    ax.set(xlabel="false positive rate (good parts flagged)", ylabel="true positive rate")
+    ax.set(title="ROC: defects vs good parts, every method", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, path)
+    return True
+
+
+def plot_escapes(path: Path, rows: Sequence[dict[str, Any]]) -> bool:
+    """Grouped bars: the fraction of each defect type let through at each method's threshold."""
+    types = sorted({t for r in rows for t in r["escape_rate_per_type"]})
+    if not types:
+        return False
+    fig = Figure(figsize=(max(6.0, 1.3 * len(types) + 2), 4.2), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(rows)
+    for i, row in enumerate(rows):
+        values = [row["escape_rate_per_type"].get(t) or 0.0 for t in types]
+        ax.bar(np.arange(len(types)) + i * width, values, width, label=row["method"])
+    ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2, types)
+    ax.set(ylabel="defects let through", ylim=(0, 1.05))
+    ax.set(title="Escapes per defect type at each method's own threshold")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    return True
+
+
+def write_benchmark_report(
+    path: Path,
+    methods: Sequence[tuple[str, Sequence[ImageRecord], dict[str, Any], str]],
+    title: str,
+) -> Path:
+    """One page comparing methods: `methods` holds (name, records, table row of
+    trainer.benchmark.MethodResult.row, link to that method's own report)."""
+    out_dir = path.parent
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    rows = [row for _, _, row, _ in methods]
+    figures = []
+    if plot_roc_comparison(fig_dir / "roc_methods.png", [(n, r) for n, r, _, _ in methods]):
+        figures.append(_figure_html("figures/roc_methods.png", "ROC curves of every method"))
+    if plot_escapes(fig_dir / "escapes.png", rows):
+        figures.append(_figure_html("figures/escapes.png", "Escapes per defect type"))
+
+    table = _table(
+        ["method", "image AUROC", "image AUPR", "pixel AUROC", "AUPRO", "false rejects",
+         "escapes", "fit s", "ms/image", "report"],
+        [
+            [html.escape(row["method"]), _fmt(row["image_auroc"]), _fmt(row["image_aupr"]),
+             _fmt(row["pixel_auroc"]), _fmt(row["aupro"]), _fmt(row["false_reject_rate"], "pct"),
+             _fmt(row["escape_rate"], "pct"), f"{row['fit_s']:.0f}", f"{row['inference_ms']:.1f}",
+             f'<a href="{html.escape(link)}">heatmaps</a>']
+            for (_, _, row, link) in methods
+        ],
+    )  # fmt: skip
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{_CSS}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="explain">Every method learnt from the same good training images and set its threshold
+by the same rule on the same held-out good images; false rejects and escapes are at that
+threshold.</p>
+{table}
+{"".join(figures)}
+</body></html>
+"""
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,8 +1,10 @@
 """Choosing the OK/NOK threshold on validation scores.
 
 With labelled defects: the F1-optimal cut. With good parts only: `sigma:K` (mean + K·std of the
-good scores, default K = 3) or `quantile:Q`, never less than the mean + FLOOR_MARGIN. Never "the
-minimum score" (flags everything) nor "the maximum good score" (one lucky outlier sets it).
+good scores, default K = 3), `quantile:Q`, or `synthetic` (the F1-optimal cut between the held-out
+good images and the same images with a synthetic anomaly pasted in, trainer.synthetic_anomalies),
+never less than the mean + FLOOR_MARGIN. Never "the minimum score" (flags everything) nor "the
+maximum good score" (one lucky outlier sets it).
 """
 
 from __future__ import annotations
@@ -18,30 +20,47 @@ DEFAULT_RULE = "sigma:3"
 FLOOR_MARGIN = 0.05
 
 
+RULE_HELP = "sigma:K (K > 0), quantile:Q (0.5 <= Q < 1) or synthetic"
+
+
 def parse_rule(rule: str) -> tuple[str, float]:
+    """(kind, number) of a rule: ("sigma", K), ("quantile", Q) or ("synthetic", 0). ValueError
+    for anything else."""
+    if rule == "synthetic":
+        return rule, 0.0
     kind, _, value = rule.partition(":")
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"threshold rule {rule!r}: expected sigma:K or quantile:Q") from None
+        raise ValueError(f"threshold rule {rule!r}: expected {RULE_HELP}") from None
     if kind == "sigma" and number > 0:
         return kind, number
     if kind == "quantile" and 0.5 <= number < 1:
         return kind, number
-    raise ValueError(
-        f"threshold rule {rule!r}: expected sigma:K (K > 0) or quantile:Q (0.5 <= Q < 1)"
-    )
+    raise ValueError(f"threshold rule {rule!r}: expected {RULE_HELP}")
 
 
-def threshold_from_good(scores: np.ndarray, rule: str = DEFAULT_RULE) -> tuple[float, str]:
-    """(threshold, description) from good validation scores alone."""
+def threshold_from_good(
+    scores: np.ndarray, rule: str = DEFAULT_RULE, synthetic: np.ndarray | None = None
+) -> tuple[float, str]:
+    """(threshold, description) from good validation scores (N,) alone, or for the rule
+    `synthetic` also the scores of the same images with a synthetic anomaly each (M,)."""
     kind, number = parse_rule(rule)
     if len(scores) < 2:
         raise ValueError("need at least 2 good validation scores to set a threshold")
     if not np.all(np.isfinite(scores)):
         raise ValueError("good validation scores are not all finite numbers")
     mean = float(np.mean(scores))
-    if kind == "sigma":
+    if kind == "synthetic":
+        if synthetic is None or len(synthetic) == 0:
+            raise ValueError("the rule 'synthetic' needs scores of images with synthetic anomalies")
+        labels = np.r_[np.zeros(len(scores)), np.ones(len(synthetic))]
+        value, f1 = f1_optimal_threshold(labels, np.r_[scores, synthetic])
+        how = (
+            f"F1-optimal (F1 {f1:.3f}) between {len(scores)} good validation images and "
+            f"{len(synthetic)} with a synthetic anomaly"
+        )
+    elif kind == "sigma":
         value = mean + number * float(np.std(scores, ddof=1))
         how = f"mean + {number:g} std of {len(scores)} good validation scores"
     else:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from trainer.model import DAEConfig, DenoisingAutoencoder
 from trainer.progress import progress_bar
+from trainer.synthetic_anomalies import paste_anomaly
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ class TrainConfig:
     learning_rate: float = 3e-3
     noise_sigma: float = 0.1  # std of the Gaussian noise added to inputs, in [0,1] pixel units
     patch_prob: float = 0.5  # chance per image of a pasted patch the model must undo
+    anomaly_prob: float = 0.0  # chance per image of a synthetic anomaly (Perlin blob, speck, curve)
+    augment: str = "none"  # "flips": random horizontal and vertical flips (textures, not parts)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
 
@@ -91,6 +94,45 @@ def paste_patches(
     return out
 
 
+def augment(images: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """(N, C, H, W) images with config.augment applied per image: "flips" mirrors each
+    horizontally and vertically at random (for textures and surfaces, where a mirrored good
+    image is still a good image; never for oriented parts, whose mirror image is a defect)."""
+    if config.augment == "none":
+        return images
+    if config.augment != "flips":
+        raise ValueError(f"unknown augmentation {config.augment!r} (none | flips)")
+    flips = torch.rand(len(images), 2, generator=generator) < 0.5
+    out = images.clone()
+    for i, (horizontal, vertical) in enumerate(flips.tolist()):
+        dims = [d for d, use in ((2, horizontal), (1, vertical)) if use]  # of one (C, H, W)
+        if dims:
+            out[i] = images[i].flip(dims=dims)
+    return out
+
+
+def paste_synthetic(
+    images: torch.Tensor, probability: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Copies of (N, C, H, W) `images` where each, with `probability`, carries one synthetic
+    anomaly (trainer.synthetic_anomalies: a Perlin blob of foreign texture, a brightness change,
+    blur or flat grey, specks, thin curves) that the model must put right: the structured
+    corruption of recent denoising-autoencoder work (DRAEM, Zavrtanik et al. 2021)."""
+    if probability <= 0:
+        return images
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    rng = np.random.default_rng(seed)
+    use = rng.random(len(images)) < probability
+    if not use.any():
+        return images
+    out = images.clone()
+    arrays = images.numpy()
+    for i in np.flatnonzero(use):
+        donor = arrays[(i + 1) % len(arrays)]
+        out[i] = torch.from_numpy(paste_anomaly(arrays[i], donor, rng)[0])
+    return out
+
+
 def train_dae(
     images: np.ndarray,
     model_config: DAEConfig,
@@ -131,9 +173,12 @@ def train_dae(
         order = torch.randperm(len(data), generator=generator)
         total = 0.0
         for start in range(0, len(data), config.batch_size):
-            clean = data[order[start : start + config.batch_size]].to(device, memory_format=layout)
-            noise = torch.randn(clean.shape, generator=generator).to(device) * config.noise_sigma
-            corrupted = paste_patches(clean, config.patch_prob, generator) + noise
+            clean = augment(data[order[start : start + config.batch_size]], config, generator)
+            noise = torch.randn(clean.shape, generator=generator) * config.noise_sigma
+            corrupted = paste_patches(clean, config.patch_prob, generator)
+            corrupted = paste_synthetic(corrupted, config.anomaly_prob, generator)
+            clean = clean.to(device, memory_format=layout)
+            corrupted = (corrupted + noise).to(device, memory_format=layout)
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 loss = F.mse_loss(model(corrupted).float(), clean)
             optimizer.zero_grad(set_to_none=True)

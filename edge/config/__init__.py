@@ -25,6 +25,7 @@ from edge.config.errors import ConfigError
 from edge.config.loader import load_config
 from edge.config.logs import LoggingConfig
 from edge.config.model import Config
+from edge.config.monitor import MonitorConfig
 from edge.config.mqtt import MqttConfig
 from edge.config.pipeline import PipelineConfig, TriggerConfig, WatchdogConfig
 from edge.config.reject import NoneRejectConfig, RejectConfig
@@ -41,6 +42,7 @@ __all__ = [
     "EngineConfig",
     "LoadedSecret",
     "LoggingConfig",
+    "MonitorConfig",
     "MqttConfig",
     "NoneRejectConfig",
     "OnnxRuntimeBackendConfig",

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from edge.config.base import ConfigPath, ExistingPath, StrictModel, context_of
+from edge.config.base import ConfigPath, ExistingDir, ExistingPath, StrictModel, context_of
 
 
 class OnnxRuntimeSettings(StrictModel):
@@ -82,9 +82,25 @@ BackendConfig = Annotated[
 
 
 class EngineConfig(StrictModel):
-    path: ExistingPath = Field(
-        description="the engine bundle folder (every file's hash is checked when the daemon "
-        "loads it; signed .tar bundles come with engine signing)"
+    """Which engine judges the parts: one bundle folder (`path`), or the engine store's active
+    engine (`store = true`), which technicians change with `partsight engine ...` and the
+    daemon follows on `systemctl reload` or an MQTT command, without a restart."""
+
+    path: ExistingPath | None = Field(
+        None,
+        description="an engine bundle folder (every file's hash is checked when the daemon "
+        "loads it); exclusive with store",
+    )
+    store: bool = Field(
+        False,
+        description="run the engine store's active engine (<state_dir>/engines, managed with "
+        "`partsight engine install/activate/rollback`); exclusive with path",
+    )
+    trusted_keys: ExistingDir | None = Field(
+        None,
+        description="folder of the public keys (*.pub, one per file) that engine signatures "
+        "are checked against; required with store = true; with path, that folder must then "
+        "carry a valid manifest.sig too",
     )
     backend: BackendConfig = Field(
         default_factory=OnnxRuntimeBackendConfig,
@@ -93,8 +109,8 @@ class EngineConfig(StrictModel):
     threshold: float | None = Field(
         None,
         allow_inf_nan=False,
-        description="override the bundle's score threshold (score >= threshold is NOK); "
-        "omitted: the bundle's own",
+        description="override the bundle's score threshold (score >= threshold is NOK), only "
+        "with path; omitted: the bundle's own",
     )
     pass_probability: float | None = Field(
         None,
@@ -113,6 +129,24 @@ class EngineConfig(StrictModel):
         "nuisances showed is never passed; omitted: the bundle's own. Only for an engine with "
         "a classifier",
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EngineConfig:
+        if self.path is not None and self.store:
+            raise ValueError("set either path (an engine folder) or store = true, not both")
+        if self.path is None and not self.store:
+            raise ValueError("set path (an engine folder) or store = true (the engine store)")
+        if self.store and self.trusted_keys is None:
+            raise ValueError(
+                "store = true needs trusted_keys (the folder of public keys that engine "
+                "signatures are checked against)"
+            )
+        if self.store and self.threshold is not None:
+            raise ValueError(
+                "threshold overrides one engine's own; with store = true every engine brings "
+                "its own threshold (drop threshold, or use path)"
+            )
+        return self
 
 
 class RegistrationConfig(StrictModel):

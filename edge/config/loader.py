@@ -63,6 +63,27 @@ def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> C
     return config
 
 
+def load_section(path: Path | str, name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One section of a configuration file (e.g. "monitor"), validated exactly as in the whole
+    file, without the others: for offline tools that need it but not the station's camera or
+    engine. Relative paths resolve against the file's folder. Raises ConfigError (locations as
+    `monitor.cusum.h`); KeyError for a name that is not a section."""
+    path = Path(path)
+    model = Config.model_fields[name].annotation
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    data = _read_toml(path).get(name, {})
+    context = LoadContext(
+        base_dir=path.absolute().parent, environ=os.environ if environ is None else environ
+    )
+    try:
+        return model.model_validate(data, context={CONTEXT_KEY: context})
+    except ValidationError as exc:
+        errors = [
+            _describe({**err, "loc": (name, *err["loc"])}) for err in exc.errors(include_url=False)
+        ]
+        raise ConfigError(path, errors) from None
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     """The TOML document in `path`. A UTF-8 byte-order mark (Windows editors write one) is
     accepted; UTF-16 or UTF-32 text (its BOM says so) is refused with what to do about it."""
@@ -143,7 +164,7 @@ def _unknown_key(key: str, parent: type[BaseModel] | None) -> str:
         )
     if parent is None:
         return "unknown key"
-    known = list(parent.model_fields)
+    known = [field.alias or name for name, field in parent.model_fields.items()]
     close = difflib.get_close_matches(key, known, n=1)
     if close:
         return f"unknown key (did you mean {close[0]!r}?)"

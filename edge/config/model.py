@@ -5,24 +5,28 @@ state directory):
 
     [station]       site, line, station, state_dir
     [camera]        kind = basler | replay
-    [engine]        path, threshold; [engine.backend] kind = onnxruntime | tensorrt
+    [engine]        path | store, trusted_keys, threshold; [engine.backend] kind = onnxruntime |
+                    tensorrt
     [registration]  device, min_confidence                       (optional)
     [pipeline]      queues, deadline, trigger, heartbeat, watchdog (optional)
     [mqtt]          broker, credentials, TLS, outbox
     [reject]        kind = none
+    [monitor]       production-metric charts and alerts           (optional)
     [logging]       level, journald                              (optional)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edge.config.base import StrictModel
 from edge.config.camera import CameraConfig, ReplayCameraConfig
 from edge.config.engine import EngineConfig, RegistrationConfig
 from edge.config.logs import LoggingConfig
+from edge.config.monitor import MonitorConfig
 from edge.config.mqtt import MqttConfig
 from edge.config.pipeline import PipelineConfig
 from edge.config.reject import RejectConfig
@@ -41,9 +45,21 @@ class Config(StrictModel):
     )
     mqtt: MqttConfig = Field(description="publishing results to SCADA over MQTT")
     reject: RejectConfig = Field(description="the reject output, by kind: none")
+    monitor: MonitorConfig = Field(
+        description="statistical process control on the production metrics, alerts to SCADA"
+    )
     logging: LoggingConfig = Field(
         default_factory=LoggingConfig, description="log level and journald"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_monitor(cls, data: Any) -> Any:
+        # Validated (not built by a default factory) even when absent: its default state file
+        # lives under the state directory the loader's context has just recorded.
+        if isinstance(data, dict) and "monitor" not in data:
+            data = {**data, "monitor": {}}
+        return data
 
     @property
     def state_dir(self) -> Path:
@@ -52,6 +68,11 @@ class Config(StrictModel):
     @property
     def part_ids_file(self) -> Path:
         return self.station.part_ids_file
+
+    @property
+    def engine_store_dir(self) -> Path:
+        """The engine store (edge.store): <state_dir>/engines."""
+        return self.station.state_dir / "engines"
 
     def summary(self) -> str:
         """One line for `check-config` and the start-up log (no secrets)."""
@@ -66,8 +87,9 @@ class Config(StrictModel):
             if self.mqtt.enabled
             else "mqtt off"
         )
+        engine = f"store {self.engine_store_dir}" if self.engine.store else str(self.engine.path)
         return (
             f"station {s.site}/{s.line}/{s.station}; camera {cam}; "
-            f"engine {self.engine.path} ({self.engine.backend.kind}); {mqtt}; "
+            f"engine {engine} ({self.engine.backend.kind}); {mqtt}; "
             f"reject {self.reject.kind}"
         )

@@ -10,6 +10,8 @@ the engine refuses are NOK or ERROR verdicts with a reason, never silent drops.
 
     acquisition.py   grab, part ids, software-trigger pacing (pacing.py), heartbeats, overload
     inspection.py    the engine's judgement, ImageError / InferenceError, the deadline
+    engines.py       where engines come from (folder or store), which engine judges which part
+    swap.py          hot swap on SIGHUP or `cmd/engine/activate`, between two parts
     output.py        reject output (reject.py), counters, watchdog progress, deadline expiry
                      (tracker.py), results in part order (sequencer.py), publishing
     daemon.py        start-up and shutdown lists, the main loop (systemd, STATUS, metrics)

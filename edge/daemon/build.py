@@ -7,47 +7,14 @@ from typing import TYPE_CHECKING
 
 from edge.config import BaslerCameraConfig, Config
 from edge.daemon.acquisition import AcquisitionSettings, TriggerMode
-from edge.daemon.verdict import EngineInfo
 
 if TYPE_CHECKING:
-    from edge.inspector import Inspector
     from edge.mqtt import MqttPublisher, Outbox
 
 log = logging.getLogger(__name__)
 
 # The replay camera has no grab timeout of its own: how long to wait for its next frame.
 _REPLAY_GRAB_TIMEOUT_S = 1.0
-
-
-def open_inspector(config: Config) -> Inspector:
-    """Load the engine and run its golden samples: an engine that disagrees with itself on
-    this machine never judges a part (BundleError)."""
-    from edge.inspector import Inspector
-
-    inspector = Inspector.open(
-        config.engine.path,
-        backend=config.engine.backend,
-        threshold=config.engine.threshold,
-        registration_device=config.registration.device,
-        min_confidence=config.registration.min_confidence,
-        pass_probability=config.engine.pass_probability,
-        ood_margin=config.engine.ood_margin,
-    )
-    inspector.check_golden()
-    return inspector
-
-
-def engine_info(inspector: object) -> EngineInfo | None:
-    """The engine's name and version and the backend that really runs it (after `auto` chose,
-    and after an FP16 plan that missed its golden samples was replaced), for an Inspector;
-    None for a stand-in engine (tests) with no bundle to describe."""
-    from edge.inspector import Inspector
-
-    if not isinstance(inspector, Inspector):
-        return None
-    manifest = inspector.bundle.manifest
-    backend = inspector.backend
-    return EngineInfo(manifest.name, manifest.version, backend.name, backend.precision)
 
 
 def trigger_mode(config: Config) -> TriggerMode:

@@ -5,7 +5,8 @@ that talks to systemd and publishes the station's state.
     exit_code = daemon.run_forever()        # READY ... SIGTERM ... STOPPING; 0, or 1 if fatal
 
 Start-up is one ordered list of steps (state, part ids, MQTT, reject output, camera, then the
-workers from the last stage to the first, so nothing is produced before its consumer runs);
+workers from the last stage to the first, so nothing is produced before its consumer runs, with
+the engine swapper (SIGHUP, `cmd/engine/activate`; edge.daemon.swap) before the acquisition);
 shutdown runs it in reverse with a shared time budget: the acquisition stops first, the parts in
 flight finish, the outbox is flushed, the camera and files are closed.
 """
@@ -24,16 +25,21 @@ from typing import TYPE_CHECKING, Any
 
 from edge.config import Config
 from edge.daemon.acquisition import AcquisitionWorker
-from edge.daemon.build import acquisition_settings, engine_info, open_inspector, open_publisher
+from edge.daemon.build import acquisition_settings, open_publisher
 from edge.daemon.counters import PipelineCounters
-from edge.daemon.inspection import InspectionWorker, PartInspector
+from edge.daemon.engines import ActiveEngine, EngineSlot, EngineSource, PartInspector
+from edge.daemon.inspection import InspectionWorker
 from edge.daemon.messages import Heartbeat, Outcome, Part
+from edge.daemon.monitoring import MonitorWorker, create_monitor, measures_frames, station_sample
 from edge.daemon.output import OutputWorker
 from edge.daemon.payload import engine_payload
 from edge.daemon.queues import StageQueue
 from edge.daemon.reject import RejectOutput, create_reject_output
 from edge.daemon.report import RateMeter, metrics_payload, status_line
+from edge.daemon.swap import ACTIVATE, EngineSwapper
 from edge.daemon.tracker import InFlight
+from edge.daemon.verdict import EngineInfo
+from edge.errors import PartSightError
 from edge.part_ids import PartIdStore
 from edge.systemd import Notifier, WatchdogGate
 from hw.camera import create_camera
@@ -72,17 +78,21 @@ class Daemon:
         notifier: Notifier | None = None,
         clock: Clock | None = None,
         status_interval_s: float = 5.0,
-        metrics_interval_s: float = 10.0,
+        metrics_interval_s: float | None = None,
     ) -> None:
-        """Components not passed in are built from `config`: the engine is loaded and its
-        golden samples run here (BundleError), the camera is created but not opened. Files,
-        connections and threads are opened by start()."""
+        """Components not passed in are built from `config`: the engine is verified and
+        loaded and its golden samples run here (a PartSightError says why it cannot be), the
+        camera is created but not opened. Files, connections and threads are opened by
+        start()."""
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.inspector: PartInspector = (
-            inspector if inspector is not None else open_inspector(config)
+        self.source = EngineSource(config)
+        first = (
+            self.source.open()
+            if inspector is None
+            else ActiveEngine(inspector, EngineInfo.of(inspector.bundle, inspector.backend))
         )
-        self.engine = engine_info(self.inspector)
+        self.engines = EngineSlot(first)
         self.camera: Camera = camera or create_camera(config.camera.to_settings(), clock=self.clock)
         self.reject: RejectOutput = reject or create_reject_output(
             config.reject, camera=self._pylon_camera, latency_ms=config.pipeline.deadline_ms
@@ -94,7 +104,7 @@ class Daemon:
         self._own_part_ids = part_ids is None
         self._outbox: Outbox | None = None
         self.status_interval_s = status_interval_s
-        self.metrics_interval_s = metrics_interval_s
+        self.metrics_interval_s = metrics_interval_s or config.monitor.snapshot_s
 
         pipeline = config.pipeline
         self.counters = PipelineCounters()
@@ -106,6 +116,7 @@ class Daemon:
         self.watchdog = WatchdogGate(self.notifier, feed_fraction=pipeline.watchdog.feed_fraction)
         self._stop = threading.Event()  # the workers' one stop event
         self._shutdown = threading.Event()  # asks the main loop to stop
+        self._reload = threading.Event()  # asks the main loop for an engine reload (SIGHUP)
         self._stop_reason = ""
         self._fatal: str | None = None
         self._lock = threading.Lock()
@@ -114,6 +125,16 @@ class Daemon:
         self.acquisition: AcquisitionWorker | None = None
         self.inspection: InspectionWorker | None = None
         self.output: OutputWorker | None = None
+        self.monitor: MonitorWorker | None = None
+        self.swapper = EngineSwapper(
+            slot=self.engines,
+            source=self.source,
+            clock=self.clock,
+            stop=self._stop,
+            on_fatal=self._on_fatal,
+            announce=self._announce_engine,
+            respond=self._respond,
+        )
         self._rate = RateMeter()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -148,6 +169,11 @@ class Daemon:
             self._stop_reason = reason
             self._shutdown.set()
 
+    def request_reload(self) -> None:
+        """Follow the configured engine again: the store's active pointer, or the configured
+        folder (what SIGHUP does; thread- and signal-safe)."""
+        self._reload.set()
+
     @property
     def stop_requested(self) -> bool:
         return self._shutdown.is_set()
@@ -181,6 +207,9 @@ class Daemon:
             now = time.monotonic()
             if watchdog:
                 self.watchdog.maybe_feed(now)
+            if self._reload.is_set():
+                self._reload.clear()
+                self.swapper.reload()
             if now >= next_status:
                 next_status = now + self.status_interval_s
                 self.notifier.status(self.status())
@@ -190,7 +219,8 @@ class Daemon:
 
     def status(self) -> str:
         snap = self.counters.snapshot()
-        return status_line(snap, self._rate.update(snap.parts), self.publisher)
+        alerts = None if self.monitor is None else len(self.monitor.monitor.active())
+        return status_line(snap, self._rate.update(snap.parts), self.publisher, alerts)
 
     def metrics(self) -> dict[str, Any]:
         snap = self.counters.snapshot()
@@ -201,6 +231,9 @@ class Daemon:
             queues={"frames": self.frames.qsize(), "outputs": self.outputs.qsize()},
             camera_stats=self.camera.stats.as_dict(),
             mqtt=self.publisher.counters() if self.publisher is not None else None,
+            monitor=None
+            if self.monitor is None
+            else {**self.monitor.monitor.snapshot(), **self.monitor.counters()},
         )
 
     def _publish_metrics(self) -> None:
@@ -216,7 +249,11 @@ class Daemon:
         def handler(signum: int, frame: FrameType | None) -> None:
             self.request_stop(signal.Signals(signum).name)
 
+        def reload(signum: int, frame: FrameType | None) -> None:
+            self.request_reload()
+
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
         try:
             yield
         finally:
@@ -245,8 +282,10 @@ class Daemon:
             _Step("camera", self.camera.open, lambda _t: self.camera.close()),
             # After the camera: a camera output line needs the open device.
             _Step("reject output", self.reject.open, lambda _t: self.reject.close()),
+            _Step("monitor", self._start_monitor, self._join("monitor")),
             _Step("output worker", self._start_output, self._join("output")),
             _Step("inspection worker", self._start_inspection, self._join("inspection")),
+            _Step("engine swapper", self.swapper.start, self._join("swapper")),
             _Step("acquisition worker", self._start_acquisition, self._join("acquisition")),
         ]
 
@@ -278,18 +317,61 @@ class Daemon:
         if self.publisher is None:
             log.info("MQTT is disabled: results are not published")
             return
+        self.publisher.subscribe(f"cmd/{ACTIVATE}", self.swapper.command)
         self.publisher.start()
-        threshold = getattr(self.inspector, "threshold", None)
-        # Retained, not durable: the publisher sends it again on every reconnect.
-        self.publisher.publish(
-            "engine", engine_payload(self.engine, threshold), retain=True, durable=False
+        self._announce_engine(self.engines.current)
+
+    def _announce_engine(self, active: ActiveEngine) -> None:
+        """The retained `engine` topic: what judges the parts now."""
+        if self.publisher is None:
+            return
+        payload = engine_payload(
+            active.info,
+            active.inspector.threshold,
+            signer=active.signer,
+            since_ns=active.since_ns,
+            since_wall=active.since_wall,
         )
+        # Retained, not durable: the publisher sends it again on every reconnect.
+        self.publisher.publish("engine", payload, retain=True, durable=False)
+
+    def _respond(self, payload: dict[str, Any]) -> None:
+        """An answer on `cmd/response` (durable: it reaches SCADA after an outage too)."""
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.publish("cmd/response", payload, qos=1, durable=True)
+        except PartSightError as exc:  # OutboxError: the disk
+            log.error("command response not published: %s", exc)
 
     def _stop_mqtt(self, timeout_s: float) -> None:
         if self.publisher is not None:
             self.publisher.stop(flush_timeout_s=min(FLUSH_TIMEOUT_S, max(0.0, timeout_s - 1.0)))
         if self._outbox is not None:
             self._outbox.close()
+
+    def _start_monitor(self) -> None:
+        if not self.config.monitor.enabled:
+            return
+        publisher = self.publisher
+        publish = (
+            None
+            if publisher is None
+            else lambda topic, payload, retain: publisher.publish(
+                topic, payload, qos=1, retain=retain, durable=True
+            )
+        )
+        self.monitor = MonitorWorker(
+            config=self.config.monitor,
+            monitor=create_monitor(self.config, self.engines.current.inspector),
+            station=self.config.station.station,
+            publish=publish,
+            sample=lambda: station_sample(self.clock, self.camera, self._outbox),
+            upstream_done=lambda: self.output is None or self.output.done,
+            stop=self._stop,
+            on_fatal=self._on_fatal,
+        )
+        self.monitor.start()
 
     def _start_output(self) -> None:
         publisher = self.publisher
@@ -310,13 +392,13 @@ class Daemon:
             stop=self._stop,
             acquisition_done=lambda: self.acquisition is None or self.acquisition.done,
             on_fatal=self._on_fatal,
+            observe=None if self.monitor is None else self.monitor.offer,
         )
         self.output.start()
 
     def _start_inspection(self) -> None:
         self.inspection = InspectionWorker(
-            inspector=self.inspector,
-            engine=self.engine,
+            engines=self.engines,
             frames=self.frames,
             outputs=self.outputs,
             clock=self.clock,
@@ -324,6 +406,7 @@ class Daemon:
             upstream_done=lambda: self.acquisition is None or self.acquisition.done,
             output_alive=self._output_alive,
             on_fatal=self._on_fatal,
+            measure_frames=measures_frames(self.config.monitor),
         )
         self.inspection.start()
 

@@ -81,6 +81,7 @@ def judged(
         defect_class=inspection.defect_class,
         class_probability=finite_or_none(inspection.class_probability),
         confidence=finite_or_none(inspection.confidence),
+        pose=inspection.pose,
         source=source,
         detail=inspection.detail,
     )

@@ -16,17 +16,16 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
-from typing import Protocol
-
-import numpy as np
+from dataclasses import replace
 
 from edge.daemon.decide import judged, rejection
+from edge.daemon.engines import EngineSlot
 from edge.daemon.messages import Heartbeat, Outcome, Part
 from edge.daemon.queues import StageQueue
 from edge.daemon.verdict import ERROR, IMAGE, INFERENCE, NOK, TIMEOUT, EngineInfo, Verdict
 from edge.daemon.worker import FatalHandler, Worker
 from edge.errors import ImageError, InferenceError, PartSightError
-from edge.inspection import Inspection
+from edge.monitor.frame_stats import frame_stats
 from hw.camera.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -34,20 +33,11 @@ log = logging.getLogger(__name__)
 _GET_TIMEOUT_S = 0.1
 
 
-class PartInspector(Protocol):
-    """What this stage needs of the engine: edge.inspector.Inspector honours it."""
-
-    def inspect(
-        self, image: np.ndarray, source: str = ..., bit_depth: int | None = ...
-    ) -> Inspection: ...
-
-
 class InspectionWorker(Worker):
     def __init__(
         self,
         *,
-        inspector: PartInspector,
-        engine: EngineInfo | None,
+        engines: EngineSlot,
         frames: StageQueue[Part | Heartbeat],
         outputs: StageQueue[Outcome | Heartbeat],
         clock: Clock,
@@ -55,10 +45,12 @@ class InspectionWorker(Worker):
         upstream_done: Callable[[], bool],
         output_alive: Callable[[], bool],
         on_fatal: FatalHandler,
+        measure_frames: bool = False,
     ) -> None:
         super().__init__("inspection", stop, on_fatal)
-        self.inspector = inspector
-        self.engine = engine
+        # Brightness, contrast and focus of every frame, for the metrics monitor (~1 ms).
+        self.measure_frames = measure_frames
+        self.engines = engines
         self.frames = frames
         self.outputs = outputs
         self.clock = clock
@@ -83,6 +75,17 @@ class InspectionWorker(Worker):
                 return
 
     def judge(self, part: Part) -> Verdict:
+        """The part's verdict, with its frame's statistics when they are measured."""
+        grab = part.grab
+        if not self.measure_frames or grab is None or grab.image is None or part.fault:
+            return self._judge(part)
+        try:
+            stats = frame_stats(grab.image)
+        except ValueError:  # a pixel type the engine refuses as well: judged as such
+            return self._judge(part)
+        return replace(self._judge(part), frame=stats)
+
+    def _judge(self, part: Part) -> Verdict:
         started = self.clock.monotonic_ns()
         latency = dict(part.latency_ms)
         latency["queue"] = max(0.0, (started - part.enqueued_ns) / 1e6)
@@ -93,16 +96,18 @@ class InspectionWorker(Worker):
         grab = part.grab
         assert grab is not None and grab.image is not None  # a Part without a fault has one
         source = grab.source or f"part {part.part_id}"
+        active = self.engines.for_trigger(part.trigger_ns)  # the swap point: see EngineSlot
+        engine = active.info
         try:
-            inspection = self.inspector.inspect(grab.image, source, grab.bit_depth)
+            inspection = active.inspector.inspect(grab.image, source, grab.bit_depth)
         except ImageError as exc:
-            return self._reject(part, NOK, IMAGE, str(exc), latency, engine=self.engine)
+            return self._reject(part, NOK, IMAGE, str(exc), latency, engine=engine)
         except InferenceError as exc:
             log.error("part %d: inference failed: %s", part.part_id, exc)
-            return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=self.engine)
+            return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=engine)
         except PartSightError as exc:  # e.g. registration failing on the device: judge, go on
             log.error("part %d: cannot be judged: %s", part.part_id, exc)
-            return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=self.engine)
+            return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=engine)
         done = self.clock.monotonic_ns()
         latency.update(inspection.latency_ms)
         latency["inspect"] = (done - started) / 1e6
@@ -113,7 +118,7 @@ class InspectionWorker(Worker):
                 TIMEOUT,
                 f"verdict ready {(done - part.deadline_ns) / 1e6:.1f} ms after the deadline",
                 latency,
-                engine=self.engine,
+                engine=engine,
                 score=inspection.score,
                 threshold=inspection.threshold,
             )
@@ -126,7 +131,7 @@ class InspectionWorker(Worker):
             now_wall=self.clock.time(),
             latency=latency,
             camera=part.camera,
-            engine=self.engine,
+            engine=engine,
             source=grab.source,
         )
 

@@ -1,8 +1,9 @@
 """The output stage: every verdict ends here, exactly once per part.
 
 For each verdict, in this order: the reject output (at once, never waiting on anything else),
-the counters, the watchdog's progress mark; then the result is published, in part-id order,
-durably (the outbox is on disk before `publish` returns) at QoS 1 on `result`.
+the counters, the watchdog's progress mark; then, in part-id order, the result is handed to
+the metrics monitor (a queue put that never waits) and published durably (the outbox is on
+disk before `publish` returns) at QoS 1 on `result`.
 
 The stage also enforces the deadline: a part with no verdict by its deadline is rejected here
 (NOK "timeout"), even when the inspection stage is stuck; a verdict that comes after that is
@@ -54,8 +55,11 @@ class OutputWorker(Worker):
         stop: threading.Event,
         acquisition_done: Callable[[], bool],
         on_fatal: FatalHandler,
+        observe: Callable[[dict[str, object]], object] | None = None,
     ) -> None:
         super().__init__("output", stop, on_fatal)
+        # Told every result payload, in part-id order (the metrics monitor; never blocks).
+        self._observe = observe
         self.outputs = outputs
         self.in_flight = in_flight
         self.reject = reject
@@ -153,10 +157,13 @@ class OutputWorker(Worker):
 
     def _release(self, oldest_pending: int | None) -> None:
         for verdict in self._sequencer.release(oldest_pending):
+            payload = result_payload(verdict, self.station)
+            if self._observe is not None:
+                self._observe(payload)
             if self._publish is None:
                 continue
             try:
-                self._publish(result_payload(verdict, self.station))
+                self._publish(payload)
             except PartSightError as exc:  # OutboxError: the result could not be stored
                 self.counters.publish_failed()
                 log.error("part %d: result not published: %s", verdict.part_id, exc)

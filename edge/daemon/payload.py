@@ -1,5 +1,6 @@
 """The MQTT payloads the daemon publishes: one result per part (edge/mqtt/result.schema.json,
-checked by the tests), the retained engine description, and periodic metrics."""
+checked by the tests), the retained engine description, answers to commands, and periodic
+metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from edge.daemon.verdict import CameraInfo, EngineInfo, Verdict, finite_or_none
 RESULT_SCHEMA = "partsight.result/1"  # edge.mqtt.RESULT_SCHEMA_ID; not imported: no paho here
 ENGINE_SCHEMA = "partsight.engine/1"
 METRICS_SCHEMA = "partsight.metrics/1"
+RESPONSE_SCHEMA = "partsight.response/1"
 
 
 def utc_iso(wall: float) -> str:
@@ -43,26 +45,66 @@ def result_payload(verdict: Verdict, station: str) -> dict[str, Any]:
         },
         "engine": _engine(verdict.engine),
         "camera": _camera(verdict.camera),
+        "confidence": finite_or_none(verdict.confidence),
+        "pose": _pose(verdict),
+        "frame": None if verdict.frame is None else verdict.frame.as_dict(),
     }
 
 
-def engine_payload(engine: EngineInfo | None, threshold: float | None) -> dict[str, Any]:
-    """The retained `engine` message: what judges this station's parts, and on what (the
-    backend `auto` chose, and its precision)."""
+def engine_payload(
+    engine: EngineInfo | None,
+    threshold: float | None,
+    *,
+    signer: str | None = None,
+    since_ns: int | None = None,
+    since_wall: float | None = None,
+) -> dict[str, Any]:
+    """The retained `engine` message: what judges this station's parts, on what (the backend
+    `auto` chose, and its precision), signed by whom, and since when (parts triggered at or
+    after `active_since_monotonic_ns` go to it; null: since the daemon started)."""
     return {
         "schema": ENGINE_SCHEMA,
         "name": engine.name if engine else None,
         "version": engine.version if engine else None,
+        "model_sha256": engine.model_sha256 if engine else None,
         "threshold": finite_or_none(threshold),
         "backend": engine.backend if engine else None,
         "precision": engine.precision if engine else None,
+        "signer": signer,
+        "active_since": None if since_wall is None else utc_iso(since_wall),
+        "active_since_monotonic_ns": since_ns or None,
+    }
+
+
+def response_payload(
+    *,
+    command: str,
+    request_id: str | None,
+    ok: bool,
+    error: str | None,
+    engine: EngineInfo,
+    since_ns: int,
+    load_ms: float | None,
+) -> dict[str, Any]:
+    """The answer on `cmd/response` to a command (request_id echoed) or to a reload (SIGHUP,
+    request_id null). `engine` is the engine judging parts after it: the new one, or the one
+    that kept running when the command was refused (`error` says why)."""
+    return {
+        "schema": RESPONSE_SCHEMA,
+        "command": command,
+        "request_id": request_id,
+        "ok": ok,
+        "error": error,
+        "engine": _engine(engine),
+        "active_since_monotonic_ns": since_ns or None,
+        "load_ms": None if load_ms is None else round(load_ms, 1),
     }
 
 
 def _engine(engine: EngineInfo | None) -> dict[str, str] | None:
     if engine is None:
         return None
-    return {"name": engine.name, "version": engine.version}
+    return {"name": engine.name, "version": engine.version, "model_sha256": engine.model_sha256}
 
 
 def _camera(camera: CameraInfo | None) -> dict[str, float | int] | None:
@@ -73,6 +115,16 @@ def _camera(camera: CameraInfo | None) -> dict[str, float | int] | None:
     if exposure is None or gain is None or exposure < 0:
         return None
     return {"frame_counter": camera.frame_counter, "exposure_us": exposure, "gain_db": gain}
+
+
+def _pose(verdict: Verdict) -> dict[str, float] | None:
+    pose = verdict.pose
+    if pose is None:
+        return None
+    x, y, angle = finite_or_none(pose.x), finite_or_none(pose.y), finite_or_none(pose.angle_deg)
+    if x is None or y is None or angle is None:
+        return None
+    return {"x": round(x, 3), "y": round(y, 3), "angle_deg": round(angle, 4)}
 
 
 def _region(region: dict[str, float | int]) -> dict[str, float | int]:

@@ -26,8 +26,11 @@ class RateMeter:
         return self.rate
 
 
-def status_line(snapshot: Snapshot, rate: float, mqtt: Any | None) -> str:
-    """e.g. `1234 parts (OK 1200, NOK 30, ERROR 4), 9.8/s, p99 41 ms, overload 0, MQTT up`."""
+def status_line(
+    snapshot: Snapshot, rate: float, mqtt: Any | None, alerts: int | None = None
+) -> str:
+    """e.g. `1234 parts (OK 1200, NOK 30, ERROR 4), 9.8/s, p99 41 ms, overload 0, MQTT up,
+    alerts 1` (alerts: active production-metric alerts, when the monitor runs)."""
     v = snapshot.verdicts
     p99 = "-" if snapshot.latency_ms_p99 is None else f"{snapshot.latency_ms_p99:.0f} ms"
     text = (
@@ -36,6 +39,8 @@ def status_line(snapshot: Snapshot, rate: float, mqtt: Any | None) -> str:
     )
     if mqtt is not None:
         text += f", MQTT {'up' if mqtt.connected else 'down'}"
+    if alerts is not None:
+        text += f", alerts {alerts}"
     return text
 
 
@@ -47,6 +52,7 @@ def metrics_payload(
     queues: dict[str, int],
     camera_stats: dict[str, int] | None,
     mqtt: Any | None,
+    monitor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": METRICS_SCHEMA,
@@ -57,6 +63,7 @@ def metrics_payload(
         "queues": queues,
         "camera": camera_stats,
         "mqtt": _as_dict(mqtt),
+        "monitor": monitor,  # current values, baselines and charts (edge/monitor), or null
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from edge.regions import Region
 from edge.stages.decide import (
@@ -29,6 +30,12 @@ __all__ = [
     "OOD", "OVERLOAD", "REGISTRATION", "TIMEOUT", "VERDICTS", "CameraInfo", "EngineInfo",
     "Verdict", "finite_or_none",
 ]  # fmt: skip
+
+if TYPE_CHECKING:  # annotations only: no Numba or OpenCV import for a verdict
+    from edge.backends import InferenceBackend
+    from edge.bundle import Bundle
+    from edge.monitor.frame_stats import FrameStats
+    from edge.registration.pose import Pose
 
 VERDICTS = (OK, NOK, ERROR)
 
@@ -59,10 +66,25 @@ class CameraInfo:
 
 @dataclass(frozen=True)
 class EngineInfo:
+    """The engine that judged a part: enough to tell two engines apart in the results."""
+
     name: str
     version: str
-    backend: str | None = None  # the inference backend that really runs: onnxruntime | tensorrt
-    precision: str | None = None  # fp32 | fp16
+    model_sha256: str  # the model file's sha256, from the bundle's manifest
+    backend: str  # the inference backend that really runs: onnxruntime | tensorrt
+    precision: str  # fp32 | fp16
+
+    @classmethod
+    def of(cls, bundle: Bundle, backend: InferenceBackend) -> EngineInfo:
+        """The engine an inspector runs: its bundle, and its backend after the golden samples
+        (an FP16 plan that missed them has been replaced by FP32)."""
+        manifest = bundle.manifest
+        hashes = {entry.path: entry.sha256 for entry in manifest.files}
+        model = hashes[manifest.model.file]
+        return cls(manifest.name, manifest.version, model, backend.name, backend.precision)
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version} (model {self.model_sha256[:12]}, {self.backend})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +105,8 @@ class Verdict:
     defect_class: DefectClass | None = None  # the heatmap classifier's class
     class_probability: float | None = None
     confidence: float | None = None  # registration confidence, when the engine registers
+    pose: Pose | None = None  # where registration found the part (frame pixels, degrees)
+    frame: FrameStats | None = None  # brightness, contrast, focus of the frame (the monitor's)
     source: str | None = None  # the image file, for a replayed frame
     detail: str = ""  # a human-readable why (the camera's or the engine's message), for logs
 

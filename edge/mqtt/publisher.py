@@ -11,6 +11,7 @@ Threads:
 - paho's network thread (one per connection) does the socket I/O and runs our callbacks. The
   callbacks only record what happened and wake the sender: paho calls on_publish holding its own
   message lock, so taking ours there could deadlock against a sender inside `client.publish`.
+  Likewise the handlers of subscribed command topics (`subscribe`) only hand the payload on.
 
 Each connection uses a fresh paho client. Rows sent on a connection that dropped before their
 PUBACK are sent again on the next one, oldest first, so what a subscriber sees is in order once
@@ -27,7 +28,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -141,6 +142,7 @@ class MqttPublisher:
         self._session: _Session | None = None
         self._connecting: _Session | None = None
         self._retained: dict[str, tuple[bytes, int]] = {}
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
         self._sent = 0
         self._acked = 0
         self._resent = 0
@@ -157,6 +159,17 @@ class MqttPublisher:
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
         self._thread.start()
+
+    def subscribe(self, topic_suffix: str, handler: Callable[[bytes], None]) -> None:
+        """Hand every message on this station's `topic_suffix` (e.g. "cmd/engine/activate") to
+        `handler`, on paho's network thread: it must only queue the payload. Subscribed (QoS 1)
+        on every connection; the session is clean, so a command sent while the station was
+        offline is not delivered later, and the broker's retained copy of a command, which comes
+        with every new subscription, is ignored (it would run again at every reconnect).
+        Call before start()."""
+        if self._thread is not None:
+            raise RuntimeError("subscribe before start()")
+        self._handlers[self.topics.topic(topic_suffix)] = handler
 
     def publish(
         self,
@@ -330,6 +343,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
 
     def _connected(self, session: _Session) -> None:
         with self._lock:
@@ -347,6 +361,8 @@ class MqttPublisher:
         session.client.publish(self.topics.status, STATUS_ONLINE, qos=1, retain=True)
         for topic, (data, qos) in retained.items():
             session.client.publish(topic, data, qos=qos, retain=True)
+        if self._handlers:
+            session.client.subscribe([(topic, 1) for topic in self._handlers])
 
     def _pump(self, session: _Session) -> None:
         """Send and settle until the connection drops or stop() has flushed."""
@@ -470,3 +486,15 @@ class MqttPublisher:
     ) -> None:
         session.acked_mids.append(mid)
         self._wake.set()
+
+    def _on_message(self, client: mqtt.Client, session: _Session, msg: mqtt.MQTTMessage) -> None:
+        handler = self._handlers.get(msg.topic)
+        if handler is None:
+            return
+        if msg.retain:
+            log.warning("ignoring the retained message on %s (a command runs once)", msg.topic)
+            return
+        try:
+            handler(bytes(msg.payload))
+        except Exception:  # paho's thread must survive a handler's bug
+            log.exception("handler for %s failed", msg.topic)

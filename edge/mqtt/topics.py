@@ -3,15 +3,16 @@
 What goes where (the publisher is told QoS, retain and durability by its caller; these are the
 conventions SCADA integrators read about):
 
-| suffix       | QoS | retained | durable | content                                      |
-| ------------ | --- | -------- | ------- | -------------------------------------------- |
-| `status`     | 1   | yes      | no      | "online" / "stopped"; last will "offline"    |
-| `result`     | 1   | no       | yes     | one JSON result per part (result.schema.json) |
-| `alert`      | 1   | no       | yes     | production-metric alerts                     |
-| `metrics`    | 0   | no       | no      | periodic counters                            |
-| `engine`     | 1   | yes      | no      | the active engine's name and version         |
-| `heatmap`    | 0   | no       | no      | compressed anomaly heatmap                   |
-| `cmd/<name>` | -   | -        | -       | commands from SCADA to the station           |
+| suffix         | QoS | retained | durable | content                                        |
+| -------------- | --- | -------- | ------- | ---------------------------------------------- |
+| `status`       | 1   | yes      | no      | "online" / "stopped"; last will "offline"      |
+| `result`       | 1   | no       | yes     | one JSON result per part (result.schema.json)  |
+| `alert`        | 1   | no       | yes     | production-metric alerts: one raise or clear   |
+| `alert/active` | 1   | yes      | yes     | every alert active now (edge/monitor)          |
+| `metrics`      | 0   | no       | no      | periodic counters and the monitor's snapshot   |
+| `engine`       | 1   | yes      | no      | the active engine's name and version           |
+| `heatmap`      | 0   | no       | no      | compressed anomaly heatmap                     |
+| `cmd/<name>`   | -   | -        | -       | commands from SCADA to the station             |
 """
 
 from __future__ import annotations

@@ -26,14 +26,13 @@ from edge.config import (
     TensorRtBackendConfig,
     check_config_main,
 )
-from edge.daemon.build import engine_info
 from edge.daemon.verdict import EngineInfo
 from edge.errors import BackendUnavailable
 from edge.inspector import Inspector
 from trainer.fit import FitResult
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTALL = re.escape("install TensorRT's Python bindings (JetPack: apt install python3-libnvinfer")
+INSTALL = "install TensorRT's Python bindings (JetPack: apt install python3-libnvinfer"
 
 
 @pytest.fixture
@@ -79,7 +78,13 @@ def test_auto_picks_onnxruntime_here_and_says_why(
     assert len(lines) == 1
     assert lines[0].startswith("engine.backend auto: ONNX Runtime on the CPU (no TensorRT here: ")
     assert "TensorRT is not installed" in lines[0]
-    assert engine_info(inspector) == EngineInfo("tiny", "0.1.0", "onnxruntime", "fp32")
+    info = EngineInfo.of(inspector.bundle, inspector.backend)
+    assert (info.name, info.version, info.backend, info.precision) == (
+        "tiny",
+        "0.1.0",
+        "onnxruntime",
+        "fp32",
+    )
 
 
 def test_auto_with_tensorrt_but_no_gpu_picks_onnxruntime(
@@ -97,7 +102,9 @@ def test_auto_with_tensorrt_but_no_gpu_picks_onnxruntime(
 def test_tensorrt_without_tensorrt_is_refused_with_what_to_install(
     no_tensorrt: None, tiny_engine: FitResult
 ) -> None:
-    with pytest.raises(BackendUnavailable, match=r"TensorRT is not installed .*: " + INSTALL):
+    with pytest.raises(
+        BackendUnavailable, match=r"TensorRT is not installed .*: " + re.escape(INSTALL)
+    ):
         create_backend(TensorRtBackendConfig.model_validate({}), tiny_engine.engine / "model.onnx")
 
 

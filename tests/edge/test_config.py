@@ -272,6 +272,29 @@ def test_unknown_or_missing_kind(folder: Path) -> None:
     assert errors["engine.backend.kind"].startswith("missing")
 
 
+def test_the_engine_is_a_folder_or_the_store(folder: Path) -> None:
+    keys = folder / "trusted-keys"
+    keys.mkdir()
+    store = f'[engine]\nstore = true\ntrusted_keys = "{keys}"\n'
+    config = load_config(write(folder, MINIMAL.replace('[engine]\npath = "engine"\n', store)))
+    assert config.engine.store and config.engine.path is None
+    assert config.engine.trusted_keys == keys
+    assert config.engine_store_dir == config.state_dir / "engines"
+    assert f"engine store {config.engine_store_dir} (onnxruntime)" in config.summary()
+
+    cases = {
+        'path = "engine"\nstore = true\n': "set either path (an engine folder) or store = true",
+        "threshold = 2.0\n": "set path (an engine folder) or store = true (the engine store)",
+        "store = true\n": "store = true needs trusted_keys (the folder of public keys",
+        f'store = true\ntrusted_keys = "{keys}"\nthreshold = 2.0\n': "threshold overrides one",
+    }
+    for engine, message in cases.items():
+        text = MINIMAL.replace('[engine]\npath = "engine"\n', "[engine]\n" + engine)
+        assert errors_of(write(folder, text))["engine"].startswith(message), engine
+    missing = MINIMAL.replace('path = "engine"', 'store = true\ntrusted_keys = "nowhere"')
+    assert errors_of(write(folder, missing))["engine.trusted_keys"].endswith("does not exist")
+
+
 def test_missing_paths_are_errors(folder: Path) -> None:
     shutil.rmtree(folder / "images")
     errors = errors_of(write(folder, MINIMAL))

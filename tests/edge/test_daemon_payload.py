@@ -41,7 +41,7 @@ def verdict(**changes: Any) -> Verdict:
         "regions": (Region(x=10, y=12, width=5, height=4, peak=2.5, area_px=17),),
         "latency_ms": {"grab": 2.0, "queue": 0.1, "inference": 3.0, "total": 31.0},
         "camera": CameraInfo(frame_counter=7, exposure_us=850.0, gain_db=0.0),
-        "engine": EngineInfo("bracket", "1.2.0"),
+        "engine": EngineInfo("bracket", "1.2.0", "ab" * 32, "onnxruntime", "fp32"),
     }
     values.update(changes)
     return Verdict(**values)
@@ -66,7 +66,7 @@ def test_a_judged_part_matches_the_schema(validator: Any) -> None:
         {"x": 10, "y": 12, "width": 5, "height": 4, "peak": 2.5, "area_px": 17}
     ]
     assert payload["latency_ms"]["total"] == 31.0
-    assert payload["engine"] == {"name": "bracket", "version": "1.2.0"}
+    assert payload["engine"] == {"name": "bracket", "version": "1.2.0", "model_sha256": "ab" * 32}
     assert payload["camera"] == {"frame_counter": 7, "exposure_us": 850.0, "gain_db": 0.0}
     assert payload["class"] is None and payload["class_probability"] is None
     assert set(payload) == set(json.loads(RESULT_SCHEMA_PATH.read_text())["required"])
@@ -151,12 +151,26 @@ def test_total_latency_and_rejected() -> None:
 
 
 def test_engine_payload() -> None:
-    payload = engine_payload(EngineInfo("bracket", "1.2.0", "tensorrt", "fp16"), 5.0)
+    payload = engine_payload(EngineInfo("bracket", "1.2.0", "ab" * 32, "tensorrt", "fp16"), 5.0)
     assert payload == {
         "schema": "partsight.engine/1",
         "name": "bracket",
         "version": "1.2.0",
+        "model_sha256": "ab" * 32,
         "threshold": 5.0,
         "backend": "tensorrt",
         "precision": "fp16",
+        "signer": None,
+        "active_since": None,
+        "active_since_monotonic_ns": None,
     }
+    swapped = engine_payload(
+        EngineInfo("bracket", "1.3.0", "cd" * 32, "tensorrt", "fp16"),
+        4.0,
+        signer="ef" * 32,
+        since_ns=123_456_789,
+        since_wall=1_700_000_000.5,
+    )
+    assert swapped["signer"] == "ef" * 32
+    assert swapped["active_since"] == "2023-11-14T22:13:20.500000Z"
+    assert swapped["active_since_monotonic_ns"] == 123_456_789

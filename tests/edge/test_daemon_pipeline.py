@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.bundle import sha256_file
 from edge.config import Config, load_config
 from edge.daemon import Daemon
 from edge.daemon.main import run_main
@@ -142,6 +143,7 @@ class Slow:
         block: threading.Event | None = None,
     ) -> None:
         self.inner, self.bundle, self.threshold = inner, inner.bundle, inner.threshold
+        self.backend = inner.backend
         self.delay_s, self.which, self.block = delay_s, which, block
         self.calls = 0
         self.blocking = threading.Event()  # set once a part is held at `block`
@@ -163,6 +165,7 @@ class Failing:
 
     def __init__(self, inner: Inspector, error: Exception, which: Callable[[int], bool]) -> None:
         self.inner, self.bundle, self.threshold = inner, inner.bundle, inner.threshold
+        self.backend = inner.backend
         self.error, self.which = error, which
         self.calls = 0
 
@@ -196,7 +199,11 @@ def test_every_frame_gets_exactly_one_verdict_in_part_order(
     assert payloads[0]["part_id"] == 1
     for p in payloads:
         assert p["verdict"] in ("OK", "NOK") and p["score"] is not None
-        assert p["engine"] == {"name": "tiny", "version": inspector.bundle.manifest.version}
+        assert p["engine"] == {
+            "name": "tiny",
+            "version": inspector.bundle.manifest.version,
+            "model_sha256": sha256_file(inspector.bundle.path("model.onnx")),
+        }
         assert {"grab", "queue", "inference", "inspect", "total"} <= set(p["latency_ms"])
         assert p["camera"] is None  # a replay has no exposure or gain to report
     snap = daemon.counters.snapshot()

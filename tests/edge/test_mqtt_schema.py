@@ -27,8 +27,11 @@ NOK: dict[str, Any] = {
     "class_probability": 0.93,
     "regions": [{"x": 120, "y": 44, "width": 18, "height": 9, "peak": 0.41, "area_px": 97}],
     "latency_ms": {"grab": 3.1, "register": 7.9, "infer": 11.4, "classify": 0.8, "total": 24.2},
-    "engine": {"name": "bracket-a", "version": "1.4.0"},
+    "engine": {"name": "bracket-a", "version": "1.4.0", "model_sha256": "0f" * 32},
     "camera": {"frame_counter": 88812, "exposure_us": 850.0, "gain_db": 0.0},
+    "confidence": 0.97,
+    "pose": {"x": 512.25, "y": 384.5, "angle_deg": -1.25},
+    "frame": {"brightness": 0.41, "contrast": 0.37, "focus": 2.7},
 }
 
 OK = NOK | {
@@ -51,6 +54,9 @@ CAMERA_FAULT = NOK | {
     "latency_ms": {"total": 500.0},
     "engine": None,
     "camera": None,
+    "confidence": None,
+    "pose": None,
+    "frame": None,
 }
 
 
@@ -93,8 +99,13 @@ INVALID = {
     "zero-width region": NOK
     | {"regions": [{"x": 1, "y": 2, "width": 0, "height": 4, "peak": 1, "area_px": 0}]},
     "negative latency": NOK | {"latency_ms": {"infer": -1.0}},
-    "engine without version": NOK | {"engine": {"name": "x"}},
+    "engine without version": NOK | {"engine": {"name": "x", "model_sha256": "0f" * 32}},
+    "engine without model hash": NOK | {"engine": {"name": "x", "version": "1.0.0"}},
     "station with slash": NOK | {"station": "a/b"},
+    "missing frame": _without("frame"),
+    "confidence above 1": NOK | {"confidence": 1.2},
+    "pose without angle": NOK | {"pose": {"x": 1.0, "y": 2.0}},
+    "negative brightness": NOK | {"frame": {"brightness": -0.1, "contrast": 0.3, "focus": 1.0}},
 }
 
 

@@ -393,6 +393,7 @@ class Stallable:
 
     def __init__(self, inner: Inspector) -> None:
         self.inner, self.bundle, self.threshold = inner, inner.bundle, inner.threshold
+        self.backend = inner.backend
         self.running = threading.Event()
         self.running.set()
 

@@ -49,3 +49,20 @@ def test_the_floor_leaves_a_spread_threshold_alone() -> None:
 def test_non_finite_scores_are_refused() -> None:
     with pytest.raises(ValueError, match="not all finite"):
         threshold_from_good(np.array([1.0, np.nan, 2.0]), "sigma:3")
+
+
+def test_the_synthetic_rule_cuts_between_good_and_synthetic_anomaly_scores() -> None:
+    good = np.array([1.0, 1.1, 1.2, 1.3])
+    synthetic = np.array([1.25, 2.0, 2.5, 3.0])
+    threshold, how = threshold_from_good(good, "synthetic", synthetic)
+    # F1-optimal: flag 2.0 and above (3 of 4 anomalies, no good part): F1 = 6/7; flagging 1.25
+    # too catches all 4 at the cost of one good part: F1 = 8/9, the better cut.
+    assert 1.2 < threshold <= 1.25
+    assert how.startswith("F1-optimal (F1 0.889) between 4 good validation images and 4 with")
+
+
+def test_the_synthetic_rule_needs_synthetic_scores() -> None:
+    with pytest.raises(ValueError, match="needs scores of images with synthetic anomalies"):
+        threshold_from_good(np.array([1.0, 1.1]), "synthetic")
+    with pytest.raises(ValueError, match="expected sigma:K .* or synthetic"):
+        threshold_from_good(np.array([1.0, 1.1]), "synthetics")
