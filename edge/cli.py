@@ -51,10 +51,11 @@ LINE_KEYS = (
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    if not args.daemon:  # the daemon sets up its own logging (journald, levels from its config)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
     quiet_opencv()
     try:
         return int(args.func(args))
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="partsight", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"partsight {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.set_defaults(daemon=False)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     inspect = sub.add_parser("inspect", help="judge image files with an engine, one JSON line each")
@@ -111,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the line daemon (camera → verdicts → MQTT)")
     run.add_argument("--config", required=True, type=Path, metavar="FILE")
-    run.set_defaults(func=lambda args: _run_daemon(args.config))
+    run.set_defaults(func=lambda args: _run_daemon(args.config), daemon=True)
 
     check = sub.add_parser("check-config", help="validate a daemon configuration file")
     check.add_argument("file", type=Path, metavar="FILE")

@@ -11,14 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.config import Config
+from edge.config.camera import engine_fit
 from edge.inspector import Inspector
+from hw.errors import CameraConfigError
 
 
 def open_station_engine(bundle_dir: Path, config: Config) -> Inspector:
-    """Load the bundle folder `bundle_dir` (every file's hash checked) and re-score its golden
-    samples: an engine that disagrees with itself on this machine never judges a part.
-    Raises BundleError (or InferenceError from the backend); BundleError too when the
-    configuration overrides pass_probability or ood_margin and the engine has no classifier."""
+    """Load the bundle folder `bundle_dir` (every file's hash checked), check that this
+    station's camera gives frames it takes, and re-score its golden samples: an engine that
+    disagrees with itself on this machine never judges a part. Raises BundleError (or
+    InferenceError from the backend), CameraConfigError when the camera's pixel format or ROI
+    does not fit the engine (a colour format on a mono engine would make every part NOK
+    "image"); BundleError too when the configuration overrides pass_probability or ood_margin
+    and the engine has no heatmap classifier."""
     inspector = Inspector.open(
         bundle_dir,
         backend=config.engine.backend,
@@ -28,5 +33,8 @@ def open_station_engine(bundle_dir: Path, config: Config) -> Inspector:
         pass_probability=config.engine.pass_probability,
         ood_margin=config.engine.ood_margin,
     )
+    problems = engine_fit(config.camera, inspector.bundle.manifest.input)
+    if problems:
+        raise CameraConfigError(f"camera.{problems[0]}")
     inspector.check_golden()
     return inspector

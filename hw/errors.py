@@ -17,7 +17,7 @@ HardwareError
 Vendor exceptions (pypylon's genicam errors, gpiod, pymodbus) never leave hw/: each adapter maps
 them here, with the vendor exception chained as the cause. A failed or incomplete camera buffer
 is not an exception: it comes back as a Grab with `error` set, so the part it belongs to still
-gets a verdict (NOK, reason "camera").
+gets a verdict (ERROR, reason "camera").
 """
 
 from __future__ import annotations

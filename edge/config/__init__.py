@@ -2,7 +2,7 @@
 
     config = load_config("/etc/partsight/partsight.toml")   # raises ConfigError
     camera_settings = config.camera.to_settings()
-    mqtt_settings = config.mqtt.to_settings(config.station)
+    publisher = MqttPublisher(config.mqtt, config.station, outbox)   # the section, whole
 
 See edge/config/model.py for the sections and examples/partsight.toml for a documented file.
 """

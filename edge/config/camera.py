@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from edge.config.base import ConfigPath, ExistingDir, StrictModel
+from edge.manifest import InputSpec
 from hw.camera.pixels import PIXEL_FORMATS
 from hw.camera.settings import BaslerSettings, ReplaySettings
 from hw.errors import CameraConfigError
@@ -162,3 +163,38 @@ def _backstop(make: Callable[[], object]) -> None:
         make()
     except CameraConfigError as exc:
         raise ValueError(str(exc)) from None
+
+
+def engine_fit(camera: BaslerCameraConfig | ReplayCameraConfig, spec: InputSpec) -> list[str]:
+    """What about the camera's frames the engine cannot take, as `key: message` lines: a
+    pixel format with other channels than the engine's (a colour format on a mono engine, or
+    the other way round), an ROI of another size than the engine's frames. Empty when they fit.
+    A replay camera's files are what they are: nothing to compare before they are read."""
+    if not isinstance(camera, BaslerCameraConfig):
+        return []
+    problems = []
+    fmt = PIXEL_FORMATS[camera.pixel_format]
+    channels = 1 if fmt.channels == "mono" else 3
+    if channels != spec.channels:
+        kinds = {1: "mono (1 channel)", 3: "colour (3 channels)"}
+        problems.append(
+            f"pixel_format: {camera.pixel_format} gives {kinds[channels]} frames; the engine "
+            f"takes {kinds[spec.channels]} frames (set a {kinds[spec.channels].split()[0]} "
+            "format, or use an engine trained on such frames)"
+        )
+    if camera.roi is not None:
+        width, height = camera.roi[2], camera.roi[3]
+        if spec.geometry == "resized":
+            low = spec.min_source_side or 1
+            if not (low <= width <= spec.source_width and low <= height <= spec.source_height):
+                problems.append(
+                    f"roi: {width}x{height} frames; the engine takes frames with sides of "
+                    f"{low}..{spec.source_width} px (width) and {low}..{spec.source_height} "
+                    "px (height)"
+                )
+        elif (width, height) != (spec.source_width, spec.source_height):
+            problems.append(
+                f"roi: {width}x{height} frames; the engine takes "
+                f"{spec.source_width}x{spec.source_height}"
+            )
+    return problems

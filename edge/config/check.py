@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from edge.config.camera import engine_fit
 from edge.config.errors import ConfigError
 from edge.config.loader import load_config
 from edge.config.model import Config
+from edge.manifest import InputSpec, Manifest
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -25,18 +30,55 @@ def load_or_report(path: Path | str) -> Config | None:
 
 def check_config_main(path: Path | str) -> int:
     """Print every problem as `FILE: section.key: message` on stderr and return 2, or
-    `FILE: OK` and a one-line summary on stdout and return 0. A backend whose runtime is not
-    installed here (kind = "tensorrt" without TensorRT) is a problem too: the daemon would
-    not start."""
+    `FILE: OK`, a one-line summary and the MQTT client id on stdout and return 0.
+
+    Beyond the file itself: a backend whose runtime is not installed here (kind = "tensorrt"
+    without TensorRT), and camera frames that do not fit the engine's (channels, size; read from
+    the bundle's manifest when there is one to read: the daemon checks the whole bundle), are
+    problems too: the daemon would not start."""
     config = load_or_report(path)
     if config is None:
         return EXIT_INVALID
     from edge.backends import missing_runtime  # not at import: edge.backends imports edge.config
 
     missing = missing_runtime(config.engine.backend)
-    if missing is not None:
-        print(f"{path}: engine.backend.kind: {missing}", file=sys.stderr)
+    problems = [] if missing is None else [f"engine.backend.kind: {missing}"]
+    spec = _engine_input(_engine_folder(config))
+    problems += [] if spec is None else [f"camera.{p}" for p in engine_fit(config.camera, spec)]
+    for problem in problems:
+        print(f"{path}: {problem}", file=sys.stderr)
+    if problems:
         return EXIT_INVALID
     print(f"{path}: OK")
     print(config.summary())
+    if config.mqtt.enabled:
+        from edge.mqtt.client_id import client_id
+
+        found = client_id(config.mqtt, config.station, create=False)
+        print(f"mqtt client id: {found.value} (from {found.source})")
     return EXIT_OK
+
+
+def _engine_folder(config: Config) -> Path | None:
+    """The engine folder the daemon would load: [engine] path, or the store's active engine;
+    None when the store has none (the daemon says so at start-up)."""
+    if config.engine.path is not None:
+        return config.engine.path
+    from edge.store import EngineStore, StoreError  # not at import: edge.store imports config
+
+    store = EngineStore(config.engine_store_dir)
+    try:
+        active = store.active()
+        return None if active is None else store.find(active).bundle_dir
+    except StoreError:
+        return None
+
+
+def _engine_input(bundle: Path | None) -> InputSpec | None:
+    """The frames the engine takes, from its manifest; None when it cannot be read here."""
+    if bundle is None:
+        return None
+    try:
+        return Manifest.model_validate(json.loads((bundle / "manifest.json").read_text())).input
+    except (OSError, ValueError, ValidationError):
+        return None

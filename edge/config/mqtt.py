@@ -2,31 +2,46 @@
 
 The password is never written in the config: `password_file` names a file, or
 `password_credential` a systemd credential ($CREDENTIALS_DIRECTORY/<name>, from the unit's
-LoadCredential=). Either is read at load time into a SecretStr (`MqttConfig.password`).
+LoadCredential=). Either is read at load time into a SecretStr (`MqttConfig.password`), which
+is what the publisher uses: the file is not read again.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from edge.config.base import ConfigPath, ReadableFile, StrictModel, context_of
 from edge.config.secrets import SecretCredential, SecretFile
-from edge.config.station import StationConfig
-
-if TYPE_CHECKING:
-    from edge.mqtt.settings import MqttSettings
 
 
 class MqttConfig(StrictModel):
+    """Handed whole to edge.mqtt.MqttPublisher, with the [station] section."""
+
     enabled: bool = Field(
         True, description="publish to the broker; false: no MQTT (the reject path never needs it)"
     )
     host: str = Field("localhost", min_length=1, description="broker host name or address")
     port: int = Field(1883, ge=1, le=65535, description="broker port (8883 is usual for TLS)")
     client_id: str = Field(
-        "", description="MQTT client id; empty: partsight-<site>-<line>-<station>"
+        "",
+        description="MQTT client id; empty: partsight-<site>-<line>-<station>-<8 hex digits "
+        "unique to this machine> (from /etc/machine-id, else a random id kept in the state "
+        "directory); `partsight check-config` prints the id used",
+    )
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5",
+        description="MQTT version; 5 lets the broker announce its largest packet and say why it "
+        "refuses a message",
+    )
+    max_packet_size: int | None = Field(
+        None,
+        ge=128,
+        le=268435460,
+        description="the broker's largest accepted packet, bytes, when it does not announce it "
+        "(MQTT 3.1.1, or a shared broker's documented limit); the smaller of this and the "
+        "announced one applies. A result that can never fit is set aside in the outbox",
     )
     keepalive_s: int = Field(
         30, ge=1, description="keep-alive; the broker publishes the 'offline' will ~1.5x this"
@@ -64,8 +79,10 @@ class MqttConfig(StrictModel):
         description="the disk-backed outbox (SQLite) results wait in until the broker has "
         "them; default: <state_dir>/mqtt-outbox.sqlite"
     )
-    publish_heatmaps: bool = Field(
-        False, description="also publish each part's anomaly heatmap (compressed image)"
+    publish_heatmaps: Literal[False] = Field(
+        False,
+        description="heatmaps are not published yet (they need the engine's typed result on "
+        "the line); only false is accepted",
     )
 
     @model_validator(mode="before")
@@ -75,9 +92,18 @@ class MqttConfig(StrictModel):
             data = {**data, "outbox": context_of(info).effective_state_dir() / "mqtt-outbox.sqlite"}
         return data
 
+    @field_validator("publish_heatmaps", mode="before")
+    @classmethod
+    def _no_heatmaps(cls, value: Any) -> Any:
+        if value is True:
+            raise ValueError(
+                "heatmaps are not published yet (the line daemon does not carry a part's "
+                "anomaly map to its outputs); remove the setting or set it to false"
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> MqttConfig:
-        # The same rules MqttSettings enforces, found at load time instead of at connect.
         if self.password_file is not None and self.password_credential is not None:
             raise ValueError("set either password_file or password_credential, not both")
         if self.password is not None and self.username is None:
@@ -96,31 +122,3 @@ class MqttConfig(StrictModel):
         """The password read at load time (`.get_secret_value()` to use it), or None."""
         source = self.password_file or self.password_credential
         return source.value if source is not None else None
-
-    def to_settings(self, station: StationConfig) -> MqttSettings:
-        """The edge.mqtt settings for this station. Imported here so that loading a config
-        never needs paho-mqtt."""
-        from edge.mqtt.settings import MqttSettings
-
-        return MqttSettings(
-            host=self.host,
-            port=self.port,
-            client_id=self.client_id,
-            keepalive_s=self.keepalive_s,
-            username=self.username,
-            password_file=self.password_file.path if self.password_file else None,
-            password_credential=(
-                self.password_credential.name if self.password_credential else None
-            ),
-            tls=self.tls,
-            tls_ca_file=self.tls_ca_file,
-            tls_cert_file=self.tls_cert_file,
-            tls_key_file=self.tls_key_file,
-            site=station.site,
-            line=station.line,
-            station=station.station,
-            max_inflight=self.max_inflight,
-            reconnect_min_s=self.reconnect_min_s,
-            reconnect_max_s=self.reconnect_max_s,
-            connect_timeout_s=self.connect_timeout_s,
-        )

@@ -4,6 +4,11 @@ none: verdicts are published, nothing is driven. camera_line, modbus, gpio: a re
 by hw.reject's scheduler at trigger time + delay_ms, lasting pulse_ms; a part without a verdict
 by delay_ms - margin_ms is rejected (reason timeout). mode = "positive" inverts the output: a
 PASS pulse for OK parts only, so a dead system rejects everything.
+
+A pulse that cannot start by its time + max_late_ms (the output down, or still busy with a
+request that hangs) is lost: counted, and the part named in the log and on `status`. An output
+that fails is reopened once at once (within that budget), then with back-off from
+reconnect_min_s to reconnect_max_s.
 """
 
 from __future__ import annotations
@@ -30,11 +35,23 @@ class _TimedReject(StrictModel):
     mode: Literal["reject", "positive"] = Field(
         "reject", description="reject: pulse for rejected parts; positive: pulse for OK parts"
     )
+    max_late_ms: float | None = Field(
+        None,
+        ge=0,
+        description="a pulse that cannot start this long after its time is lost (counted and "
+        "named); omitted: pulse_ms",
+    )
+    reconnect_min_s: float = Field(
+        0.5, gt=0, description="first delay before reopening an output that failed"
+    )
+    reconnect_max_s: float = Field(10.0, gt=0, description="longest delay between reopen attempts")
 
     @model_validator(mode="after")
     def _margin_below_delay(self) -> _TimedReject:
         if self.margin_ms >= self.delay_ms:
             raise ValueError("margin_ms must be smaller than delay_ms")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         return self
 
 
@@ -64,7 +81,11 @@ class ModbusRejectConfig(_TimedReject):
         None, ge=0, le=65535, description="holding register counting up while parts flow"
     )
     heartbeat_period_ms: float = Field(1000.0, gt=0, description="heartbeat write period")
-    timeout_ms: float = Field(500.0, gt=0, description="Modbus request timeout")
+    timeout_ms: float = Field(
+        200.0,
+        gt=0,
+        description="how long one Modbus request waits for the PLC's answer (it is sent once)",
+    )
 
 
 class GpioRejectConfig(_TimedReject):

@@ -15,6 +15,7 @@ the engine refuses are NOK or ERROR verdicts with a reason, never silent drops.
     output.py        reject output (reject.py), counters, watchdog progress, deadline expiry
                      (tracker.py), results in part order (sequencer.py), publishing
     daemon.py        start-up and shutdown lists, the main loop (systemd, STATUS, metrics)
+    health.py        the camera's, reject output's and MQTT link's states, watched for changes
     build.py         the default components from the configuration
     main.py          run_main(config_path) and the exit codes
 

@@ -2,14 +2,17 @@
 
 - Software trigger: triggers at `rate_hz`, or free-running as soon as the inspection has taken
   the part before (a free-running replay waits the same way). Every trigger is a part: a
-  timeout or a lost camera makes it a NOK "camera".
+  timeout or a lost camera makes it an ERROR "camera".
 - Hardware trigger (and replay): waits for the next frame; a timeout only means no part came.
-  Frames the camera's counter says were lost are parts too (NOK "camera").
-- A frame the camera delivered broken is an ERROR "camera"; one it delivered but that cannot be
-  judged (the wrong size, an image file too large to decode: Grab.fault "image") a NOK "image".
+  Frames the camera's counter says were lost are parts too (ERROR "camera").
+- A frame the camera delivered broken is an ERROR "camera"; one of the wrong size a NOK "image".
 - The frames queue full: the part is dropped as NOK "overload", straight to the output stage.
 - No part for `heartbeat_s`: a heartbeat goes down the pipeline, for the watchdog.
 - A replay at its end (EndOfStream): the daemon stops cleanly.
+
+Every camera fault is an ERROR, never a NOK: the part was not looked at, so it says nothing about
+the parts being made (a NOK counts against the process, an ERROR against the station), and it is
+rejected all the same (result.schema.json says so for consumers).
 """
 
 from __future__ import annotations
@@ -179,7 +182,7 @@ class AcquisitionWorker(Worker):
                 deadline_ns=trigger_ns + self._deadline_ns,
                 grab=None,
                 fault=str(exc),
-                fault_verdict=NOK,
+                fault_verdict=ERROR,
                 fault_reason=CAMERA,
                 latency_ms={"grab": (self.clock.monotonic_ns() - trigger_ns) / 1e6},
             )
@@ -190,9 +193,10 @@ class AcquisitionWorker(Worker):
             self._camera_fault(trigger_ns, trigger_wall, exc)
             if self._pacer is not None:
                 return  # the schedule already spaces the failing triggers
-        # Without a schedule, wait for the next reconnection attempt (ReconnectingCamera says
+        # Without a schedule, wait for the next reconnection attempt (the camera's health says
         # when), so an outage is not a flood of failed triggers or a busy loop.
-        retry_s = float(getattr(self.camera, "retry_in_s", _OUTAGE_POLL_S))
+        retry_s = self.camera.health().retry_in_s
+        retry_s = _OUTAGE_POLL_S if retry_s is None else retry_s
         self.stop_event.wait(min(max(retry_s, 0.05), _OUTAGE_POLL_S))
 
     def _lost_frames(self, grab: Grab) -> None:
@@ -215,7 +219,7 @@ class AcquisitionWorker(Worker):
                     deadline_ns=grab.trigger_ns + self._deadline_ns,
                     grab=None,
                     fault=f"frame lost before frame counter {grab.frame_counter}",
-                    fault_verdict=NOK,
+                    fault_verdict=ERROR,
                     fault_reason=CAMERA,
                 )
             )

@@ -47,11 +47,10 @@ def open_publisher(config: Config) -> tuple[MqttPublisher, Outbox]:
     """The outbox (opened: it must be usable before a part is judged) and a publisher on it."""
     from edge.mqtt import MqttPublisher, Outbox
 
-    settings = config.mqtt.to_settings(config.station)
     config.mqtt.outbox.parent.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(config.mqtt.outbox)
     try:
-        publisher = MqttPublisher(settings, outbox)
+        publisher = MqttPublisher(config.mqtt, config.station, outbox)
     except BaseException:
         outbox.close()
         raise

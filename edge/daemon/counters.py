@@ -23,7 +23,6 @@ class Snapshot:
     late_verdicts: int  # inspection verdicts that came after the part's deadline verdict
     heartbeats: int
     publish_failures: int  # results that could not be stored in the outbox
-    reject_failures: int  # reject outputs that could not be driven
     latency_ms_p50: float | None
     latency_ms_p99: float | None
     latency_ms_max: float | None
@@ -40,7 +39,6 @@ class Snapshot:
             "late_verdicts": self.late_verdicts,
             "heartbeats": self.heartbeats,
             "publish_failures": self.publish_failures,
-            "reject_failures": self.reject_failures,
             "latency_ms": {
                 "p50": self.latency_ms_p50,
                 "p99": self.latency_ms_p99,
@@ -63,7 +61,6 @@ class PipelineCounters:
         self._late = 0
         self._heartbeats = 0
         self._publish_failures = 0
-        self._reject_failures = 0
         self._latency: deque[float] = deque(maxlen=_LATENCY_WINDOW)
         self._stages: deque[dict[str, float]] = deque(maxlen=256)
 
@@ -89,10 +86,6 @@ class PipelineCounters:
         with self._lock:
             self._publish_failures += 1
 
-    def reject_failed(self) -> None:
-        with self._lock:
-            self._reject_failures += 1
-
     @property
     def parts(self) -> int:
         with self._lock:
@@ -114,7 +107,6 @@ class PipelineCounters:
                 late_verdicts=self._late,
                 heartbeats=self._heartbeats,
                 publish_failures=self._publish_failures,
-                reject_failures=self._reject_failures,
                 latency_ms_p50=percentile(latencies, 50),
                 latency_ms_p99=percentile(latencies, 99),
                 latency_ms_max=latencies[-1] if latencies else None,

@@ -4,11 +4,17 @@ that talks to systemd and publishes the station's state.
     daemon = Daemon(load_config(path))      # builds what is not passed in
     exit_code = daemon.run_forever()        # READY ... SIGTERM ... STOPPING; 0, or 1 if fatal
 
-Start-up is one ordered list of steps (state, part ids, MQTT, reject output, camera, then the
-workers from the last stage to the first, so nothing is produced before its consumer runs, with
-the engine swapper (SIGHUP, `cmd/engine/activate`; edge.daemon.swap) before the acquisition);
+Start-up is one ordered list of steps (state, part ids, camera, reject output, MQTT, the metrics
+monitor, then the workers from the last stage to the first, so nothing is produced before its
+consumer runs, with the engine swapper (SIGHUP, `cmd/engine/activate`; edge.daemon.swap) before
+the acquisition);
 shutdown runs it in reverse with a shared time budget: the acquisition stops first, the parts in
-flight finish, the outbox is flushed, the camera and files are closed.
+flight finish, the outbox is flushed, the reject pulses already scheduled fire, the camera and
+files are closed.
+
+The main loop also watches the health of the camera, the reject output and the MQTT link
+(health.py): a change goes to systemd's STATUS line at once, to the retained `status` topic and,
+as a message, to `alert`.
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ from edge.daemon.acquisition import AcquisitionWorker
 from edge.daemon.build import acquisition_settings, open_publisher
 from edge.daemon.counters import PipelineCounters
 from edge.daemon.engines import ActiveEngine, EngineSlot, EngineSource, PartInspector
+from edge.daemon.health import Change, StationHealth
 from edge.daemon.inspection import InspectionWorker
 from edge.daemon.messages import Heartbeat, Outcome, Part
 from edge.daemon.monitoring import MonitorWorker, create_monitor, measures_frames, station_sample
 from edge.daemon.output import OutputWorker
-from edge.daemon.payload import engine_payload
+from edge.daemon.payload import engine_payload, health_alert
 from edge.daemon.queues import StageQueue
 from edge.daemon.reject import RejectOutput, create_reject_output
 from edge.daemon.report import RateMeter, metrics_payload, status_line
@@ -114,6 +121,8 @@ class Daemon:
         # pipeline.inference_queue sizes nothing until registration is a stage of its own.
         self.outputs: StageQueue[Outcome | Heartbeat] = StageQueue(pipeline.output_queue)
         self.watchdog = WatchdogGate(self.notifier, feed_fraction=pipeline.watchdog.feed_fraction)
+        # The MQTT link joins when the publisher exists (start-up).
+        self.health = StationHealth({"camera": self.camera.health, "reject": self.reject.health})
         self._stop = threading.Event()  # the workers' one stop event
         self._shutdown = threading.Event()  # asks the main loop to stop
         self._reload = threading.Event()  # asks the main loop for an engine reload (SIGHUP)
@@ -161,7 +170,9 @@ class Daemon:
         self._unwind(timeout_s)
         snap = self.counters.snapshot()
         overall = snap.parts / snap.uptime_s if snap.uptime_s > 0 else 0.0
-        log.info("stopped: %s", status_line(snap, overall, None))
+        # Every component is closed by now: only what they lost is worth the final line.
+        lost = {name: h for name, h in self.health.current().items() if h.lost}
+        log.info("stopped: %s", status_line(snap, overall, lost))
 
     def request_stop(self, reason: str = "requested") -> None:
         """Ask run_forever() to shut down (thread- and signal-safe)."""
@@ -203,6 +214,7 @@ class Daemon:
     def _serve(self) -> None:
         watchdog = self.config.pipeline.watchdog.enabled and self.watchdog.enabled
         next_status = next_metrics = time.monotonic()
+        self._watch_health()
         while not self._shutdown.wait(_TICK_S):
             now = time.monotonic()
             if watchdog:
@@ -210,6 +222,8 @@ class Daemon:
             if self._reload.is_set():
                 self._reload.clear()
                 self.swapper.reload()
+            if self._watch_health():
+                next_status = now  # a change of state shows in STATUS at once
             if now >= next_status:
                 next_status = now + self.status_interval_s
                 self.notifier.status(self.status())
@@ -220,7 +234,7 @@ class Daemon:
     def status(self) -> str:
         snap = self.counters.snapshot()
         alerts = None if self.monitor is None else len(self.monitor.monitor.active())
-        return status_line(snap, self._rate.update(snap.parts), self.publisher, alerts)
+        return status_line(snap, self._rate.update(snap.parts), self.health.current(), alerts)
 
     def metrics(self) -> dict[str, Any]:
         snap = self.counters.snapshot()
@@ -234,7 +248,32 @@ class Daemon:
             monitor=None
             if self.monitor is None
             else {**self.monitor.monitor.snapshot(), **self.monitor.counters()},
+            health=self.health.current(),
         )
+
+    def _watch_health(self) -> bool:
+        """Report the components' changes of state; True if there were any."""
+        changes = self.health.poll()
+        if not changes:
+            return False
+        publisher = self.publisher
+        if publisher is not None:
+            current = self.health.current()
+            publisher.set_health({k: h for k, h in current.items() if k != "mqtt"})
+            for change in changes:
+                if change.worth_an_alert:
+                    self._alert(publisher, change)
+        self.health.tell(changes)
+        return True
+
+    def _alert(self, publisher: MqttPublisher, change: Change) -> None:
+        payload = health_alert(
+            change.component, change.after, self.config.station.station, time.time()
+        )
+        try:
+            publisher.publish("alert", payload, qos=1, durable=True)
+        except PartSightError as exc:  # OutboxError: the disk; the change is in the log anyway
+            log.error("%s: alert not published: %s", change.component, exc)
 
     def _publish_metrics(self) -> None:
         if self.publisher is not None:
@@ -278,10 +317,11 @@ class Daemon:
         return [
             _Step("state directory", self._make_state_dir, _nothing),
             _Step("part ids", self._open_part_ids, self._close_part_ids),
-            _Step("mqtt", self._start_mqtt, self._stop_mqtt),
             _Step("camera", self.camera.open, lambda _t: self.camera.close()),
             # After the camera: a camera output line needs the open device.
-            _Step("reject output", self.reject.open, lambda _t: self.reject.close()),
+            _Step("reject output", self.reject.open, self.reject.close),
+            # After both, so that the first status says how they are; before any part.
+            _Step("mqtt", self._start_mqtt, self._stop_mqtt),
             _Step("monitor", self._start_monitor, self._join("monitor")),
             _Step("output worker", self._start_output, self._join("output")),
             _Step("inspection worker", self._start_inspection, self._join("inspection")),
@@ -317,6 +357,9 @@ class Daemon:
         if self.publisher is None:
             log.info("MQTT is disabled: results are not published")
             return
+        self.health.watch("mqtt", self.publisher.health)
+        # The first status says how the camera and the reject output are.
+        self.publisher.set_health({k: h for k, h in self.health.current().items() if k != "mqtt"})
         self.publisher.subscribe(f"cmd/{ACTIVATE}", self.swapper.command)
         self.publisher.start()
         self._announce_engine(self.engines.current)

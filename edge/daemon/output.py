@@ -1,9 +1,10 @@
 """The output stage: every verdict ends here, exactly once per part.
 
-For each verdict, in this order: the reject output (at once, never waiting on anything else),
-the counters, the watchdog's progress mark; then, in part-id order, the result is handed to
-the metrics monitor (a queue put that never waits) and published durably (the outbox is on
-disk before `publish` returns) at QoS 1 on `result`.
+For each verdict, in this order: the reject output (at once; it drives its device on its own
+thread, so a device that hangs never holds up this stage), the counters, the watchdog's progress
+mark; then, in part-id order, the result is handed to the metrics monitor (a queue put that never
+waits) and published durably (the outbox is on disk before `publish` returns) at QoS 1 on
+`result`.
 
 The stage also enforces the deadline: a part with no verdict by its deadline is rejected here
 (NOK "timeout"), even when the inspection stage is stuck; a verdict that comes after that is
@@ -31,7 +32,6 @@ from edge.daemon.verdict import ANOMALY, NOK, OK, REGISTRATION, TIMEOUT, Verdict
 from edge.daemon.worker import FatalHandler, Worker
 from edge.errors import PartSightError
 from hw.camera.clock import Clock
-from hw.errors import HardwareError
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +141,9 @@ class OutputWorker(Worker):
         self._decided(verdict, progressed)
 
     def _decided(self, verdict: Verdict, progressed: bool) -> None:
-        """The part's one verdict: drive the reject output, count it, queue its result."""
-        try:
-            self.reject.handle(verdict)
-        except (HardwareError, PartSightError) as exc:
-            self.counters.reject_failed()
-            log.error(
-                "part %d: reject output %s failed: %s", verdict.part_id, self.reject.name, exc
-            )
+        """The part's one verdict: hand it to the reject output (which never waits on its
+        device), count it, queue its result."""
+        self.reject.handle(verdict)
         self.counters.record(verdict)
         if progressed:
             self._progress()

@@ -1,25 +1,27 @@
 """The MQTT payloads the daemon publishes: one result per part (edge/mqtt/result.schema.json,
-checked by the tests), the retained engine description, answers to commands, and periodic
-metrics."""
+checked by the tests), the retained engine description, answers to commands, periodic metrics,
+and a component's change of state on `alert`:
+
+    {"schema": "partsight.health/1", "station": ..., "time": ..., "component": "reject",
+     "state": "down", "since": ..., "detail": "...", "retry_in_s": 0.5, "lost": 3,
+     "recent": [101, 105, 130]}
+
+(`recent`: the part ids that lost their reject pulse, or the outbox ids set aside for MQTT.)"""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 from typing import Any
 
 from edge.daemon.verdict import CameraInfo, EngineInfo, Verdict, finite_or_none
+from edge.utc import utc_iso
+from hw.health import Health
 
 RESULT_SCHEMA = "partsight.result/1"  # edge.mqtt.RESULT_SCHEMA_ID; not imported: no paho here
 ENGINE_SCHEMA = "partsight.engine/1"
 METRICS_SCHEMA = "partsight.metrics/1"
 RESPONSE_SCHEMA = "partsight.response/1"
-
-
-def utc_iso(wall: float) -> str:
-    """ISO 8601 in UTC with microseconds and a `Z`, e.g. 2024-05-01T12:00:00.123456Z."""
-    stamp = datetime.fromtimestamp(wall, tz=timezone.utc).isoformat(timespec="microseconds")
-    return stamp.replace("+00:00", "Z")
+HEALTH_SCHEMA = "partsight.health/1"
 
 
 def result_payload(verdict: Verdict, station: str) -> dict[str, Any]:
@@ -136,4 +138,15 @@ def _region(region: dict[str, float | int]) -> dict[str, float | int]:
         "height": max(1, int(region["height"])),
         "peak": 0.0 if peak is None else peak,
         "area_px": max(0, int(region["area_px"])),
+    }
+
+
+def health_alert(component: str, health: Health, station: str, now: float) -> dict[str, Any]:
+    """The `alert` message for one component's change of state (hw.health.Health)."""
+    return {
+        "schema": HEALTH_SCHEMA,
+        "station": station,
+        "time": utc_iso(now),
+        "component": component,
+        **health.as_dict(),
     }

@@ -2,9 +2,10 @@
 
 One interface (RejectOutput), implementations chosen by the config's `kind`: `none` drives
 nothing and logs; camera_line, modbus and gpio are ScheduledRejectOutput, a hw.reject scheduler
-(pulse at trigger + delay, fail-safe timeout, positive mode) around the kind's actuator. They
-raise hw.errors.OutputError when they cannot drive the output, which the output stage counts and
-logs without holding up the results.
+(pulse at trigger + delay, fail-safe timeout, positive mode) around the kind's actuator. The
+output itself is driven on the scheduler's own thread: `handle` never waits on it and never
+raises for it. Its state (up, or down and reopening, with the pulses lost) is `health()`, which
+the daemon reports on `status`, `metrics` and the systemd STATUS line.
 
 The output stage calls `handle` for every verdict, OK ones included, as soon as the verdict is
 settled (before results are put in part order): a real output may need to know about good
@@ -25,6 +26,7 @@ from edge.config.reject import (
 )
 from edge.daemon.verdict import Verdict
 from hw.camera.clock import Clock
+from hw.health import Health, up
 from hw.reject.actuator import RejectActuator
 from hw.reject.scheduler import RejectScheduler
 
@@ -39,13 +41,18 @@ class RejectOutput(Protocol):
         """Claim and set up the output. Idempotent."""
         ...
 
-    def close(self) -> None:
-        """Release the output, leaving it in its safe state. Idempotent; never raises."""
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Let the pulses already scheduled fire (waiting at most `timeout_s`), then release
+        the output in its safe state. Idempotent; never raises."""
         ...
 
     def handle(self, verdict: Verdict) -> None:
-        """Act on one part's verdict (a rejected one is thrown out). OutputError if the
-        output cannot be driven."""
+        """Act on one part's verdict (a rejected one is thrown out). Never waits on the
+        output and never raises for it."""
+        ...
+
+    def health(self) -> Health:
+        """The output's state and the pulses it lost."""
         ...
 
 
@@ -56,12 +63,16 @@ class NoneRejectOutput:
 
     def __init__(self) -> None:
         self.rejected = 0
+        self._health = up()
 
     def open(self) -> None:
         log.info("reject output: none (rejected parts are reported, not thrown out)")
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 5.0) -> None:
         pass
+
+    def health(self) -> Health:
+        return self._health
 
     def handle(self, verdict: Verdict) -> None:
         if verdict.rejected:
@@ -84,8 +95,8 @@ class ScheduledRejectOutput:
     def open(self) -> None:
         self.scheduler.open()
 
-    def close(self) -> None:
-        self.scheduler.close()
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.scheduler.close(timeout_s)
 
     def expect(self, part_id: int, trigger_ns: int) -> None:
         """A part was triggered: it is rejected (timeout) unless its verdict comes in time."""
@@ -95,6 +106,9 @@ class ScheduledRejectOutput:
         self.scheduler.verdict(
             verdict.part_id, verdict.trigger_ns, verdict.rejected, verdict.reason
         )
+
+    def health(self) -> Health:
+        return self.scheduler.health()
 
 
 def create_reject_output(
@@ -123,10 +137,13 @@ def create_reject_output(
         delay_s=config.delay_ms / 1e3,
         pulse_s=config.pulse_ms / 1e3,
         margin_s=config.margin_ms / 1e3,
+        max_late_s=None if config.max_late_ms is None else config.max_late_ms / 1e3,
         positive=config.mode == "positive",
         latency_s=None if latency_ms is None else latency_ms / 1e3,
         heartbeat=heartbeat,
         heartbeat_period_s=period_s,
+        reconnect_min_s=config.reconnect_min_s,
+        reconnect_max_s=config.reconnect_max_s,
         clock=clock,
     )
     return ScheduledRejectOutput(scheduler)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from edge.daemon.counters import Snapshot
-from edge.daemon.payload import METRICS_SCHEMA, utc_iso
+from edge.daemon.payload import METRICS_SCHEMA
+from edge.utc import utc_iso
+from hw.health import Health
 
 
 class RateMeter:
@@ -27,18 +30,20 @@ class RateMeter:
 
 
 def status_line(
-    snapshot: Snapshot, rate: float, mqtt: Any | None, alerts: int | None = None
+    snapshot: Snapshot, rate: float, health: Mapping[str, Health], alerts: int | None = None
 ) -> str:
-    """e.g. `1234 parts (OK 1200, NOK 30, ERROR 4), 9.8/s, p99 41 ms, overload 0, MQTT up,
-    alerts 1` (alerts: active production-metric alerts, when the monitor runs)."""
+    """e.g. `1234 parts (OK 1200, NOK 30, ERROR 4), 9.8/s, p99 41 ms, overload 0; camera up,
+    reject DOWN (modbus 10.0.0.5:502 unit 1: write_registers 10: no answer within 200 ms;
+    rejected parts are not thrown out; retry in 1.5 s; 3 lost), mqtt up, alerts 1` (alerts:
+    active production-metric alerts, when the monitor runs)."""
     v = snapshot.verdicts
     p99 = "-" if snapshot.latency_ms_p99 is None else f"{snapshot.latency_ms_p99:.0f} ms"
     text = (
         f"{snapshot.parts} parts (OK {v.get('OK', 0)}, NOK {v.get('NOK', 0)}, "
         f"ERROR {v.get('ERROR', 0)}), {rate:.1f}/s, p99 {p99}, overload {snapshot.overload}"
     )
-    if mqtt is not None:
-        text += f", MQTT {'up' if mqtt.connected else 'down'}"
+    if health:
+        text += "; " + ", ".join(f"{name} {h.summary()}" for name, h in health.items())
     if alerts is not None:
         text += f", alerts {alerts}"
     return text
@@ -52,6 +57,7 @@ def metrics_payload(
     queues: dict[str, int],
     camera_stats: dict[str, int] | None,
     mqtt: Any | None,
+    health: Mapping[str, Health],
     monitor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
@@ -63,6 +69,7 @@ def metrics_payload(
         "queues": queues,
         "camera": camera_stats,
         "mqtt": _as_dict(mqtt),
+        "health": {name: h.as_dict() for name, h in health.items()},
         "monitor": monitor,  # current values, baselines and charts (edge/monitor), or null
     }
 

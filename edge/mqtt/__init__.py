@@ -10,10 +10,11 @@ from pathlib import Path
 
 from edge.mqtt.backoff import Backoff
 from edge.mqtt.client import ClientFactory, paho_client, tls_context
+from edge.mqtt.client_id import ClientId, client_id
 from edge.mqtt.errors import MqttConfigError, MqttError, OutboxError
 from edge.mqtt.outbox import Message, Outbox
 from edge.mqtt.publisher import MqttPublisher, PublisherCounters, encode_payload
-from edge.mqtt.settings import MqttSettings
+from edge.mqtt.status import status_payload
 from edge.mqtt.topics import Topics
 
 RESULT_SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
@@ -24,16 +25,18 @@ __all__ = [
     "RESULT_SCHEMA_PATH",
     "Backoff",
     "ClientFactory",
+    "ClientId",
     "Message",
     "MqttConfigError",
     "MqttError",
     "MqttPublisher",
-    "MqttSettings",
     "Outbox",
     "OutboxError",
     "PublisherCounters",
     "Topics",
+    "client_id",
     "encode_payload",
     "paho_client",
+    "status_payload",
     "tls_context",
 ]

@@ -13,6 +13,11 @@ the daemon) cannot drain the same outbox and double-send; it gets an OutboxError
 
 Ids come from AUTOINCREMENT, so they are never reused: id order is insertion order even after
 the table has been emptied, which lets the sender ask for "rows after the last one I sent".
+
+A message the broker will never take (bigger than its largest packet, refused for good) is *set
+aside*: moved, in one transaction, to the `set_aside` table with the reason, so that the messages
+behind it flow and it is still on disk for someone to look at (`sqlite3 FILE 'SELECT id, topic,
+reason FROM set_aside'`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from edge.mqtt.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the set_aside table
 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -40,6 +45,18 @@ CREATE TABLE IF NOT EXISTS outbox (
     qos INTEGER NOT NULL CHECK (qos IN (0, 1, 2)),
     retain INTEGER NOT NULL CHECK (retain IN (0, 1)),
     created REAL NOT NULL
+)
+"""
+_CREATE_SET_ASIDE = """
+CREATE TABLE IF NOT EXISTS set_aside (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    created REAL NOT NULL,
+    reason TEXT NOT NULL,
+    set_aside REAL NOT NULL
 )
 """
 
@@ -119,6 +136,7 @@ class Outbox:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute(_CREATE)
+            db.execute(_CREATE_SET_ASIDE)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
@@ -170,6 +188,39 @@ class Outbox:
                     raise
             finally:
                 db.execute(f"PRAGMA synchronous={self._put_sync}")
+
+    def set_aside(self, message_id: int, reason: str) -> bool:
+        """Move a message the broker will never take to the set_aside table, with why; it is
+        no longer pending. False if there was no such message."""
+        with self._lock, self._errors("set a message aside"):
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                moved = db.execute(
+                    "INSERT INTO set_aside (id, topic, payload, qos, retain, created, reason,"
+                    " set_aside) SELECT id, topic, payload, qos, retain, created, ?, ?"
+                    " FROM outbox WHERE id = ?",
+                    (reason, time.time(), message_id),
+                ).rowcount
+                db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return moved > 0
+
+    def set_aside_ids(self) -> list[int]:
+        """The ids of the messages set aside, oldest first."""
+        with self._lock, self._errors("read the messages set aside"):
+            rows = self._db.execute("SELECT id FROM set_aside ORDER BY id").fetchall()
+        return [int(r[0]) for r in rows]
+
+    def set_aside_reason(self, message_id: int) -> str | None:
+        with self._lock, self._errors("read a message set aside"):
+            row = self._db.execute(
+                "SELECT reason FROM set_aside WHERE id = ?", (message_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def __len__(self) -> int:
         with self._lock, self._errors("count messages"):

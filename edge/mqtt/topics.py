@@ -3,16 +3,19 @@
 What goes where (the publisher is told QoS, retain and durability by its caller; these are the
 conventions SCADA integrators read about):
 
-| suffix         | QoS | retained | durable | content                                        |
-| -------------- | --- | -------- | ------- | ---------------------------------------------- |
-| `status`       | 1   | yes      | no      | "online" / "stopped"; last will "offline"      |
-| `result`       | 1   | no       | yes     | one JSON result per part (result.schema.json)  |
-| `alert`        | 1   | no       | yes     | production-metric alerts: one raise or clear   |
-| `alert/active` | 1   | yes      | yes     | every alert active now (edge/monitor)          |
-| `metrics`      | 0   | no       | no      | periodic counters and the monitor's snapshot   |
-| `engine`       | 1   | yes      | no      | the active engine's name and version           |
-| `heatmap`      | 0   | no       | no      | compressed anomaly heatmap                     |
-| `cmd/<name>`   | -   | -        | -       | commands from SCADA to the station             |
+| suffix         | QoS | retained | durable | content                                          |
+| -------------- | --- | -------- | ------- | ------------------------------------------------ |
+| `status`       | 1   | yes      | no      | JSON (status.py): online / degraded / stopped,   |
+|                |     |          |         | health of camera, reject, MQTT; will offline     |
+| `result`       | 1   | no       | yes     | one JSON result per part (result.schema.json)    |
+| `alert`        | 1   | no       | yes     | production-metric alerts (one raise or clear);   |
+|                |     |          |         | component changes of state (partsight.health/1)  |
+| `alert/active` | 1   | yes      | yes     | every metric alert active now (edge/monitor)     |
+| `metrics`      | 0   | no       | no      | periodic counters, health, the monitor snapshot  |
+| `engine`       | 1   | yes      | no      | the active engine's name and version             |
+| `heatmap`      | 0   | no       | no      | reserved: heatmaps are not published yet         |
+| `cmd/<name>`   | -   | -        | -       | commands from SCADA to the station               |
+| `cmd/response` | 1   | no       | yes     | the station's answers to commands                |
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ ENGINE = "engine"
 HEATMAP = "heatmap"
 CMD = "cmd"
 
-# Payloads of the retained `status` topic.
+# The `state` of the retained `status` payload (status.py).
 STATUS_ONLINE = "online"
+STATUS_DEGRADED = "degraded"  # running, but a component is down or in error (see its health)
 STATUS_OFFLINE = "offline"  # the last will: the broker publishes it when the daemon vanishes
 STATUS_STOPPED = "stopped"  # a clean shutdown, so SCADA can tell a stop from a crash
 

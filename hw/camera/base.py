@@ -6,6 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from hw.camera.stats import CameraStats
 from hw.frame import Grab
+from hw.health import Health
 
 
 @runtime_checkable
@@ -32,4 +33,9 @@ class Camera(Protocol):
     @property
     def connected(self) -> bool:
         """True while open and not known to be gone."""
+        ...
+
+    def health(self) -> Health:
+        """up while the camera delivers; down while it is gone (with when the next
+        reconnection attempt comes, for a camera that reconnects)."""
         ...

@@ -15,6 +15,7 @@ sends is handed over in order, so a frame is never silently replaced by a newer 
 
 from __future__ import annotations
 
+import functools
 import logging
 from types import ModuleType
 from typing import Any
@@ -32,6 +33,7 @@ from hw.camera.settings import BaslerSettings
 from hw.camera.stats import CameraStats
 from hw.errors import CameraConfigError, CameraDisconnected, CameraTimeout
 from hw.frame import Grab, GrabFault, TimeSource
+from hw.health import Health
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class BaslerCamera:
         self._removal: RemovalMonitor | None = None
         self._applied: Applied | None = None
         self._gaps = GapCounter()
+        self._since = self._clock.time()  # of the last open or close
 
     @property
     def instant_camera(self) -> Any:
@@ -65,6 +68,12 @@ class BaslerCamera:
         return (
             self._camera is not None and self._removal is not None and not self._removal.removed()
         )
+
+    def health(self) -> Health:
+        """up while open and present; down otherwise (ReconnectingCamera says more)."""
+        if self.connected:
+            return Health(state="up", since=self._since)
+        return Health(state="down", since=self._since, detail=f"{self.name}: not open")
 
     # -- open / close -----------------------------------------------------------------------
 
@@ -106,6 +115,7 @@ class BaslerCamera:
                 f"{self.name}: cannot start grabbing: {short_message(exc)}"
             ) from exc
         self._gaps.reset()  # BlockID restarts with acquisition
+        self._since = self._clock.time()
         info = camera.GetDeviceInfo()
         log.info(
             "%s: opened %s %s (%s, %s trigger, %dx%d, exposure %s us, gain %s dB)",
@@ -143,9 +153,17 @@ class BaslerCamera:
         camera, self._camera = self._camera, None
         if camera is None:
             return
+        self._since = self._clock.time()
         genicam = self._genicam
         assert genicam is not None
-        for step in (camera.StopGrabbing, camera.Close, camera.DestroyDevice):
+        handler = self._handler
+        # Deregistering the removal handler lets pylon free the InstantCamera: while registered,
+        # the handler keeps the camera alive and with it ~32 pipes (its wait objects), which
+        # leaked at every close, i.e. at every reconnect of a camera that comes and goes.
+        steps = [camera.StopGrabbing, camera.Close, camera.DestroyDevice]
+        if handler is not None:
+            steps.append(lambda: camera.DeregisterConfiguration(handler))
+        for step in steps:
             try:
                 step()
             except genicam.GenericException as exc:  # a removed camera refuses some of these
@@ -265,14 +283,27 @@ class BaslerCamera:
 
 
 def _removal_handler(pylon: ModuleType, removal: RemovalMonitor) -> Any:
-    """A pylon ConfigurationEventHandler that tells the monitor (defined here because its base
-    class exists only once pypylon is imported)."""
+    """A pylon ConfigurationEventHandler that tells the monitor."""
+    handler = _removal_handler_class(pylon)()
+    handler.removal = removal
+    return handler
+
+
+@functools.cache
+def _removal_handler_class(pylon: ModuleType) -> type:
+    """The handler's class, made once: its base class exists only once pypylon is imported.
+    The monitor is an attribute, not a closure: a class made at every open would hold the
+    monitor, and through it the camera, in a reference cycle that only the garbage collector
+    frees (and with the camera, its wait objects' pipes)."""
 
     class RemovalHandler(pylon.ConfigurationEventHandler):  # type: ignore[name-defined]
-        def OnCameraDeviceRemoved(self, camera: Any) -> None:
-            removal.on_removed()
+        removal: RemovalMonitor | None = None
 
-    return RemovalHandler()
+        def OnCameraDeviceRemoved(self, camera: Any) -> None:
+            if self.removal is not None:
+                self.removal.on_removed()
+
+    return RemovalHandler
 
 
 def _block_id(result: Any) -> int | None:

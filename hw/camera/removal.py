@@ -47,5 +47,6 @@ class RemovalMonitor:
                 return False
             # The case the event exists to catch but missed: worth knowing in the field.
             self.detected_by = "polling"
-        log.warning("%s: camera removed (detected by %s)", self._name, self.detected_by)
+        # At debug level: the CameraDisconnected this leads to says the same, and is logged once.
+        log.debug("%s: camera removed (detected by %s)", self._name, self.detected_by)
         return True

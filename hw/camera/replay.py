@@ -35,6 +35,7 @@ from hw.errors import (
     ImageTooLarge,
 )
 from hw.frame import Grab, GrabFault
+from hw.health import Health
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,16 @@ class ReplayCamera:
         self._index = 0
         self._counter = 0
         self._due_ns: int | None = None  # when the next frame is due
+        self._since = self._clock.time()  # of the last open or close
 
     @property
     def connected(self) -> bool:
         return self._files is not None
+
+    def health(self) -> Health:
+        if self._files is None:
+            return Health(state="down", since=self._since, detail=f"{self.name}: not open")
+        return Health(state="up", since=self._since)
 
     def open(self) -> None:
         if self._files is not None:
@@ -69,6 +76,7 @@ class ReplayCamera:
             raise CameraConfigError(f"folder: no images ({suffixes}) under {folder}")
         files = list(listing.files)
         self._files = files
+        self._since = self._clock.time()
         self._index = 0
         self._counter = 0
         self._due_ns = None
@@ -82,6 +90,8 @@ class ReplayCamera:
         )
 
     def close(self) -> None:
+        if self._files is not None:
+            self._since = self._clock.time()
         self._files = None
 
     def grab(self, timeout_s: float) -> Grab:

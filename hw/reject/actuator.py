@@ -12,15 +12,18 @@ log = logging.getLogger(__name__)
 class RejectActuator(Protocol):
     """One output that throws a part off (or, in positive mode, lets a good part pass).
 
-    `set(True)` starts a pulse, `set(False)` ends it; the scheduler times both. `part_id` is the
-    part the pulse is for (used by outputs that report it, e.g. PLC registers). Every method but
-    close raises hw.errors.OutputError when the output cannot be driven.
+    `set(True)` starts a pulse, `set(False)` ends it; the scheduler times both, on its own
+    thread. `part_id` is the part the pulse is for (used by outputs that report it, e.g. PLC
+    registers). Every method but close raises hw.errors.OutputError when the output cannot be
+    driven, within a bounded time (a device that does not answer times out). After a failure
+    the scheduler calls close() then open() to get a fresh connection.
     """
 
     name: str
 
     def open(self) -> None:
-        """Claim the output and drive it to its safe state (off). Idempotent."""
+        """Claim the output, drive it to its safe state (off) and check that it answers.
+        Idempotent."""
         ...
 
     def close(self) -> None:

@@ -48,8 +48,8 @@ class CameraLineActuator:
         self._opened = False
         try:
             self.set(False)
-        except OutputError as exc:
-            log.warning("camera line reject: could not turn the output off: %s", exc)
+        except OutputError as exc:  # the camera is gone: the scheduler reports the outage
+            log.debug("camera line reject: could not turn the output off: %s", exc)
 
     def set(self, on: bool, part_id: int | None = None) -> None:
         cam = self._device()

@@ -85,6 +85,7 @@ def test_example_config_passes_check_config(
     assert "camera replay" in lines[1]
     assert str(tmp_path / "engine") in lines[1]
     assert "mqtt localhost:1883" in lines[1]
+    assert lines[2].startswith("mqtt client id: partsight-plant-1-line-3-housing-top-")
     assert out.err == ""
 
 
@@ -164,12 +165,19 @@ def test_camera_models_cover_every_hw_settings_field() -> None:
         assert hw_fields <= set(model.model_fields), f"{model.__name__} misses hw fields"
 
 
-def test_mqtt_settings_for_the_station(folder: Path) -> None:
+def test_mqtt_defaults(folder: Path) -> None:
     config = load_config(write(folder, MINIMAL), environ={})
-    settings = config.mqtt.to_settings(config.station)
-    assert settings.host == "broker.local"
-    assert settings.topics.prefix == "partsight/plant-1/line-3/top/"
-    assert settings.effective_client_id == "partsight-plant-1-line-3-top"
+    assert config.mqtt.host == "broker.local"
+    assert (config.mqtt.client_id, config.mqtt.protocol) == ("", "5")
+    assert config.mqtt.max_packet_size is None and config.mqtt.publish_heatmaps is False
+
+
+def test_publishing_heatmaps_is_refused_until_it_exists(folder: Path) -> None:
+    text = MINIMAL.replace(
+        'host = "broker.local"', 'host = "broker.local"\npublish_heatmaps = true'
+    )
+    errors = errors_of(write(folder, text))
+    assert "heatmaps are not published yet" in errors["mqtt.publish_heatmaps"]
 
 
 def test_the_config_is_immutable(folder: Path) -> None:
@@ -343,7 +351,8 @@ def test_password_from_a_file(folder: Path) -> None:
     config = load_config(write(folder, text), environ={})
     assert config.mqtt.password is not None
     assert config.mqtt.password.get_secret_value() == PASSWORD
-    assert config.mqtt.to_settings(config.station).password_file == folder / "mqtt-password"
+    assert config.mqtt.password_file is not None
+    assert config.mqtt.password_file.path == folder / "mqtt-password"
 
 
 def test_a_password_file_with_a_byte_order_mark(folder: Path) -> None:
@@ -381,7 +390,8 @@ def test_password_from_a_systemd_credential(
     config = load_config(path, environ={"CREDENTIALS_DIRECTORY": str(credentials)})
     assert config.mqtt.password is not None
     assert config.mqtt.password.get_secret_value() == PASSWORD
-    assert config.mqtt.to_settings(config.station).password_credential == "mqtt-password"
+    assert config.mqtt.password_credential is not None
+    assert config.mqtt.password_credential.name == "mqtt-password"
 
     errors = errors_of(path, environ={})  # not run by systemd
     assert "$CREDENTIALS_DIRECTORY is not set" in errors["mqtt.password_credential"]

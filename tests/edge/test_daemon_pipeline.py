@@ -23,15 +23,16 @@ import numpy as np
 import pytest
 
 from edge.bundle import sha256_file
-from edge.config import Config, load_config
+from edge.config import Config, check_config_main, load_config
 from edge.daemon import Daemon
 from edge.daemon.main import run_main
 from edge.errors import BundleError, InferenceError
 from edge.inspector import Inspector
-from edge.mqtt import RESULT_SCHEMA_PATH, MqttPublisher, MqttSettings, Outbox
+from edge.mqtt import RESULT_SCHEMA_PATH, MqttPublisher, Outbox
 from tests.conftest import TINY_DEFECT, TINY_NUISANCE
 from tests.huge_images import write_huge_png
-from trainer.demo_line import free_port, station_config, write_config
+from tests.mqtt_config import mqtt_config, station
+from trainer.demo_line import emulated_camera, free_port, station_config, write_config
 from trainer.fit import FitResult
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is a test dependency")
@@ -87,17 +88,14 @@ class Results:
 
     def __init__(self, path: Path) -> None:
         self.outbox = Outbox(path)
-        settings = MqttSettings(
-            host="127.0.0.1",
-            port=free_port(),  # nothing listens there
-            site=SITE,
-            line=LINE,
-            station=STATION,
+        config = mqtt_config(
+            "127.0.0.1",
+            free_port(),  # nothing listens there
             reconnect_min_s=5.0,
             reconnect_max_s=5.0,
             connect_timeout_s=0.5,
         )
-        self.publisher = MqttPublisher(settings, self.outbox)
+        self.publisher = MqttPublisher(config, station(SITE, LINE, STATION), self.outbox)
 
     def payloads(self) -> list[dict[str, Any]]:
         rows = self.outbox.pending(1_000_000)
@@ -535,3 +533,38 @@ def test_classifier_overrides_on_an_engine_without_one_stop_the_start(
     assert cfg.engine.pass_probability == 0.95
     with pytest.raises(BundleError, match="pass_probability/ood_margin are set, but the engine"):
         Daemon(cfg, publisher=None)
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize(
+    ("camera", "message"),
+    [
+        (
+            {"pixel_format": "BGR8"},
+            "camera.pixel_format: BGR8 gives colour (3 channels) frames; the engine takes mono "
+            "(1 channel) frames (set a mono format, or use an engine trained on such frames)",
+        ),
+        ({"roi": [0, 0, 80, 64]}, "camera.roi: 80x64 frames; the engine takes 64x64"),
+    ],
+)
+def test_camera_frames_the_engine_cannot_take_are_a_start_up_error(
+    tmp_path: Path,
+    tiny_engine: FitResult,
+    capsys: Any,
+    camera: dict[str, Any],
+    message: str,
+) -> None:
+    """A colour pixel format on a mono engine (or an ROI of another size) would make every
+    part NOK "image": check-config and the daemon's start refuse it, in one line, exit 2."""
+    (tmp_path / "frames").mkdir()
+    data = station_config(
+        state_dir=tmp_path / "state",
+        engine=tiny_engine.engine,
+        camera={**emulated_camera(tmp_path / "frames", (64, 64)), **camera},
+    )
+    path = write_config(tmp_path / "partsight.toml", data)
+    assert check_config_main(path) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.splitlines() == [f"{path}: {message}"]
+    assert run_main(path) == 2
+    assert said_on_stderr(capsys) == [f"partsight: cannot start: {message}"]

@@ -22,7 +22,7 @@ from edge.monitor.baseline import (
 )
 from edge.monitor.frame_stats import FrameStats
 from edge.monitor.metrics import NAMES, REASONS
-from edge.monitor.streaming import WindowedHistogram, RunningMoments
+from edge.monitor.streaming import RunningMoments, WindowedHistogram
 from edge.registration.pose import Pose
 from tests.edge.test_config import MINIMAL, write
 

@@ -1,5 +1,6 @@
-"""The publisher without a broker: settings, secrets, back-off, and a network that never holds up
-`publish`. Tests against a real Mosquitto are in tests/integration/test_mqtt_broker.py."""
+"""The publisher without a broker: its configuration, the client id, secrets, back-off, and a
+network that never holds up `publish`. Tests against a real Mosquitto are in
+tests/integration/test_mqtt_broker.py."""
 
 from __future__ import annotations
 
@@ -12,26 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from edge.mqtt import Backoff, MqttConfigError, MqttPublisher, MqttSettings, Outbox
-from edge.mqtt.client import tls_context
+from edge.mqtt import Backoff, MqttConfigError, MqttPublisher, Outbox, client_id
+from edge.mqtt.client import publish_packet_size, tls_context
 from edge.mqtt.publisher import encode_payload
+from tests.mqtt_config import mqtt_config, station
 
 SECRET = "s3cr3t-Hunter2-do-not-log"
+STATION = station("s", "l", "st")
 
 
-def settings(port: int, /, **changes: object) -> MqttSettings:
-    base: dict[str, object] = {
-        "host": "127.0.0.1",
-        "port": port,
-        "site": "s",
-        "line": "l",
-        "station": "st",
-        "reconnect_min_s": 0.05,
-        "reconnect_max_s": 0.2,
-        "connect_timeout_s": 0.5,
-    }
-    return MqttSettings(**(base | changes))  # type: ignore[arg-type]
+def publisher_for(port: int, outbox: Outbox, **changes: object) -> MqttPublisher:
+    config = mqtt_config("127.0.0.1", port, **({"connect_timeout_s": 0.5} | changes))
+    return MqttPublisher(config, STATION, outbox)
 
 
 @pytest.fixture
@@ -65,7 +60,7 @@ def test_publish_never_waits_on_the_network(
 ) -> None:
     port = request.getfixturevalue(port_fixture)
     # A 2 s CONNACK timeout: a publish that waited on the connection would take that long.
-    publisher = MqttPublisher(settings(port, connect_timeout_s=2.0), outbox)
+    publisher = publisher_for(port, outbox, connect_timeout_s=2.0)
     publisher.start()
     try:
         slowest = 0.0
@@ -101,7 +96,7 @@ def json_part(payload: bytes) -> int:
 
 
 def test_publish_refuses_what_cannot_work(outbox: Outbox, closed_port: int) -> None:
-    publisher = MqttPublisher(settings(closed_port), outbox)
+    publisher = publisher_for(closed_port, outbox)
     with pytest.raises(ValueError, match="durable"):
         publisher.publish("result", b"x", qos=0)
     with pytest.raises(MqttConfigError):
@@ -123,63 +118,56 @@ def test_encode_payload() -> None:
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
-        ({"station": "a/b"}, "station"),
-        ({"site": ""}, "site"),
-        ({"line": "#"}, "line"),
-        ({"port": 0}, "port"),
-        ({"host": ""}, "host"),
         ({"max_inflight": 0}, "max_inflight"),
         ({"reconnect_min_s": 5.0, "reconnect_max_s": 1.0}, "reconnect"),
-        ({"password_file": Path("/x")}, "username"),
-        ({"username": "u", "password_file": Path("/x"), "password_credential": "x"}, "either"),
-        ({"tls_ca_file": Path("/ca.pem")}, "tls"),
-        ({"tls": True, "tls_cert_file": Path("/c.pem")}, "go together"),
+        ({"tls_ca_file": __file__}, "tls"),
+        ({"tls": True, "tls_cert_file": __file__}, "go together"),
+        ({"protocol": "3"}, "protocol"),
+        ({"max_packet_size": 10}, "max_packet_size"),
+        ({"publish_heatmaps": True}, "not published yet"),
     ],
 )
-def test_settings_are_checked(changes: dict[str, object], match: str) -> None:
-    with pytest.raises(MqttConfigError, match=match):
-        settings(1883, **changes)
+def test_the_section_is_checked_once_when_loaded(changes: dict[str, object], match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        mqtt_config("127.0.0.1", 1883, **changes)
+    with pytest.raises(ValidationError, match="port"):
+        mqtt_config("127.0.0.1", 0)
 
 
-def test_default_client_id_names_the_station() -> None:
-    assert settings(1883).effective_client_id == "partsight-s-l-st"
-    assert settings(1883, client_id="x").effective_client_id == "x"
+def test_the_default_client_id_is_unique_to_the_machine_and_stable(tmp_path: Path) -> None:
+    """Two stations with copied names: different machines, different client ids; the same
+    machine, the same id at every start. No machine id: a random suffix, kept."""
+    config = mqtt_config("127.0.0.1", 1883, client_id="")
+    one, two = tmp_path / "machine-1", tmp_path / "machine-2"
+    one.write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")
+    two.write_text("0123456789abcdef0123456789abcdef\n")
+    first = client_id(config, STATION, machine_id=one)
+    assert first.value.startswith("partsight-s-l-st-") and len(first.value) == 25
+    assert first.source == str(one)
+    assert client_id(config, STATION, machine_id=one) == first
+    assert client_id(config, STATION, machine_id=two).value != first.value
+    assert "3d1219c7" not in first.value  # the machine id itself is not published
+
+    here = station("s", "l", "st", tmp_path / "state")
+    absent = tmp_path / "no-machine-id"
+    shown = client_id(config, here, machine_id=absent, create=False)
+    assert shown.value == "partsight-s-l-st-<random, created at first start>"
+    assert not (tmp_path / "state").exists()  # check-config writes nothing
+    made = client_id(config, here, machine_id=absent)
+    assert made.source == str(tmp_path / "state" / "mqtt-client-id")
+    assert client_id(config, here, machine_id=absent) == made
+    assert client_id(config, here, machine_id=absent, create=False) == made
+    configured = mqtt_config("127.0.0.1", 1883, client_id="line3-top")
+    assert client_id(configured, here, machine_id=one).value == "line3-top"
 
 
-def test_password_from_a_file(tmp_path: Path, outbox: Outbox, closed_port: int) -> None:
+def test_the_password_is_the_one_the_configuration_read(tmp_path: Path, outbox: Outbox) -> None:
     secret = tmp_path / "mqtt-password"
     secret.write_text(SECRET + "\n")
-    s = settings(closed_port, username="station", password_file=secret)
-    assert MqttPublisher(s, outbox)._password == SECRET
-    assert SECRET not in repr(s)
-
-
-def test_password_from_a_systemd_credential(
-    tmp_path: Path, outbox: Outbox, closed_port: int
-) -> None:
-    creds = tmp_path / "creds"
-    creds.mkdir()
-    (creds / "mqtt").write_text(SECRET)
-    s = settings(closed_port, username="station", password_credential="mqtt")
-    publisher = MqttPublisher(s, outbox, environ={"CREDENTIALS_DIRECTORY": str(creds)})
-    assert publisher._password == SECRET
-    with pytest.raises(MqttConfigError, match="CREDENTIALS_DIRECTORY"):
-        MqttPublisher(s, outbox, environ={})
-    with pytest.raises(MqttConfigError, match="plain file name"):
-        bad = settings(closed_port, username="station", password_credential="../mqtt")
-        MqttPublisher(bad, outbox, environ={"CREDENTIALS_DIRECTORY": str(creds)})
-
-
-@pytest.mark.parametrize("content", [None, ""])
-def test_a_missing_or_empty_password_file_is_an_error(
-    tmp_path: Path, outbox: Outbox, content: str | None
-) -> None:
-    secret = tmp_path / "pw"
-    if content is not None:
-        secret.write_text(content)
-    s = settings(1883, username="u", password_file=secret)
-    with pytest.raises(MqttConfigError, match=str(secret)):
-        MqttPublisher(s, outbox)
+    config = mqtt_config("127.0.0.1", 1883, username="station", password_file=str(secret))
+    secret.write_text("changed since the configuration was loaded")
+    assert MqttPublisher(config, STATION, outbox)._password == SECRET
+    assert SECRET not in repr(config)
 
 
 def test_the_password_is_never_logged(
@@ -189,8 +177,9 @@ def test_the_password_is_never_logged(
     caplog.set_level(logging.DEBUG)
     secret = tmp_path / "pw"
     secret.write_text(SECRET)
-    s = settings(silent_port, username="station", password_file=secret, connect_timeout_s=0.2)
-    publisher = MqttPublisher(s, outbox)
+    publisher = publisher_for(
+        silent_port, outbox, username="station", password_file=str(secret), connect_timeout_s=0.2
+    )
     publisher.start()
     publisher.publish("result", {"part_id": 1})
     time.sleep(0.6)
@@ -199,13 +188,32 @@ def test_the_password_is_never_logged(
     assert "Sending CONNECT" in caplog.text  # including paho's packet log
     assert SECRET not in caplog.text
     assert SECRET not in repr(publisher.counters())
+    assert publisher.health().state == "down"
+    assert "did not accept the connection: no CONNACK in time" in publisher.health().detail
 
 
-def test_tls_files_are_checked_at_construction(tmp_path: Path, outbox: Outbox) -> None:
-    s = settings(8883, tls=True, tls_ca_file=tmp_path / "missing-ca.pem")
-    with pytest.raises(MqttConfigError, match="missing-ca.pem"):
-        MqttPublisher(s, outbox)
+def test_an_unusable_tls_file_is_an_error_at_construction(tmp_path: Path, outbox: Outbox) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate")
+    config = mqtt_config("127.0.0.1", 8883, tls=True, tls_ca_file=str(ca))
+    with pytest.raises(MqttConfigError, match="ca.pem"):
+        MqttPublisher(config, STATION, outbox)
     assert tls_context(None, None, None).check_hostname  # system CAs, verification on
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "qos", "v5", "size"),
+    [
+        ("a/b", 10, 1, True, 1 + 1 + 2 + 3 + 2 + 1 + 10),
+        ("a/b", 10, 0, False, 1 + 1 + 2 + 3 + 10),
+        ("t", 200, 1, True, 1 + 2 + 2 + 1 + 2 + 1 + 200),  # remaining length > 127: 2 bytes
+    ],
+)
+def test_publish_packet_size(topic: str, payload: int, qos: int, v5: bool, size: int) -> None:
+    import paho.mqtt.client as mqtt
+
+    protocol = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+    assert publish_packet_size(topic, payload, qos, protocol) == size
 
 
 def test_backoff_doubles_to_the_cap_with_jitter() -> None:

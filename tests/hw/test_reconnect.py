@@ -16,6 +16,7 @@ from hw.camera.reconnect import ReconnectingCamera
 from hw.camera.stats import CameraStats
 from hw.errors import CameraConfigError, CameraDisconnected, CameraError
 from hw.frame import Grab
+from hw.health import Health
 from tests.hw.clocks import ManualClock
 
 
@@ -34,6 +35,9 @@ class SwitchableCamera:
     @property
     def connected(self) -> bool:
         return self.is_open and self.present
+
+    def health(self) -> Health:
+        return Health(state="up" if self.connected else "down", since=self.clock.time())
 
     def open(self) -> None:
         self.open_calls.append(self.clock.now)
@@ -76,7 +80,7 @@ def test_back_off_doubles_to_the_cap_then_resets() -> None:
     inner.present = False
     with pytest.raises(CameraDisconnected):
         camera.grab(0.1)  # the loss, at t=0
-    assert not camera.connected and camera.retry_in_s == pytest.approx(0.5)
+    assert not camera.connected and camera.health().retry_in_s == pytest.approx(0.5)
     assert camera.stats.disconnects == 1
 
     attempts = _attempt_times(camera, inner, clock, until=20.0)
@@ -145,7 +149,7 @@ def test_a_replacement_camera_that_refuses_the_settings_keeps_the_outage_going()
     with pytest.raises(CameraDisconnected, match="Mono12") as info:
         camera.grab(0.1)
     assert isinstance(info.value.__cause__, CameraConfigError)
-    assert camera.retry_in_s == pytest.approx(2.0)
+    assert camera.health().retry_in_s == pytest.approx(2.0)
 
 
 def test_closed_means_closed() -> None:

@@ -33,7 +33,7 @@ def test_modbus_unreachable_is_output_error() -> None:
         port = s.getsockname()[1]  # closed again: nothing listens there
     with pytest.raises(OutputError, match="cannot connect"):
         ModbusActuator("127.0.0.1", port=port, timeout_s=0.2).open()
-    with pytest.raises(OutputError, match="not open"):
+    with pytest.raises(OutputError, match="not connected"):
         ModbusActuator("127.0.0.1").set(True)
 
 

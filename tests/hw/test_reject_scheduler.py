@@ -17,6 +17,11 @@ class Recorder(NoneActuator):
         self.edges: list[tuple[float, bool, int | None]] = []
         self.fail = False
 
+    def open(self) -> None:
+        if self.fail:
+            raise OutputError("still broken")
+        super().open()
+
     def set(self, on: bool, part_id: int | None = None) -> None:
         if self.fail:
             raise OutputError("broken")
@@ -129,15 +134,66 @@ def test_heartbeat_only_while_progressing() -> None:
     assert len(beats) == n
 
 
-def test_output_failure_is_counted_and_reported() -> None:
+def test_a_failed_output_goes_down_loses_pulses_by_part_and_comes_back() -> None:
     clock = ManualClock()
-    sched, act = make(clock)
+    sched, act = make(clock, reconnect_min_s=0.5, reconnect_max_s=2.0)
     act.fail = True
     sched.verdict(1, ns(0.0), True, "anomaly")
+    run_until(clock, sched, 0.3)  # the pulse failed, also on the reopened output: down
+    health = sched.health()
+    assert (health.state, health.lost, health.recent) == ("down", 1, (1,))
+    assert health.detail == "still broken; rejected parts are not thrown out"
+    assert health.retry_in_s == pytest.approx(0.4, abs=1e-6)  # 0.5 s after the fault at 0.2
+    sched.verdict(2, ns(0.3), True, "anomaly")
+    run_until(clock, sched, 0.6)  # part 2's pulse (0.5) while down: lost without a write
+    assert sched.counters.failed == 1 and sched.health().recent == (1, 2)
+    run_until(clock, sched, 0.7)  # the reopen at 0.7 fails: next in 1.0 s (doubled)
+    assert sched.health().retry_in_s == pytest.approx(1.0, abs=1e-6)
+    act.fail = False
+    run_until(clock, sched, 1.75)
+    assert sched.health().state == "up" and sched.health().lost == 2
+    sched.verdict(3, ns(1.8), True, "anomaly")
+    run_until(clock, sched, 2.1)
+    assert act.edges == [(2.0, True, 3), (2.02, False, 3)]
+    c = sched.counters
+    assert (c.outages, c.lost, c.reopen_attempts, c.pulses) == (1, 2, 2, 1)
+
+
+def test_a_pulse_that_cannot_start_within_its_budget_is_lost_not_late() -> None:
+    clock = ManualClock()
+    sched, act = make(clock, max_late_s=0.005)
+    sched.verdict(1, ns(0.0), True, "anomaly")
+    sched.verdict(2, ns(0.05), True, "anomaly")
+    clock.now = 1000.0 + 0.21  # the thread was held up 10 ms past part 1's pulse time
+    sched.poll()
     run_until(clock, sched, 1.0)
-    assert sched.counters.failed == 2
-    with pytest.raises(OutputError):
-        sched.verdict(2, ns(1.0), False, "")
+    assert act.edges == [(0.25, True, 2), (0.27, False, 2)]
+    assert sched.health().recent == (1,) and sched.counters.lost == 1
+
+
+def test_a_part_decided_after_its_pulse_time_is_lost_by_its_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    sched, act = make(clock, delay_s=0.2, margin_s=0.0)
+    sched.verdict(4, ns(0.0), True, "anomaly")
+    run_until(clock, sched, 0.25)
+    sched.verdict(5, ns(0.0), False, "")  # never announced: rejected (timeout), too late
+    run_until(clock, sched, 1.0)
+    assert [e[2] for e in act.edges] == [4, 4]
+    assert sched.counters.missed == 1 and sched.health().recent == (5,)
+    assert "no reject pulse for part(s) 5: decided 50 ms after its pulse time" in caplog.text
+
+
+def test_positive_mode_a_lost_pass_pulse_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    clock = ManualClock()
+    sched, act = make(clock, positive=True)
+    act.fail = True
+    sched.verdict(1, ns(0.0), False, "")
+    run_until(clock, sched, 0.3)
+    assert "no PASS pulses: every part is rejected" in sched.health().detail
+    lost = [r for r in caplog.records if "no PASS pulse (the part is rejected)" in r.message]
+    assert [r.levelname for r in lost] == ["WARNING"]
 
 
 def test_delay_shorter_than_latency_is_an_error() -> None:

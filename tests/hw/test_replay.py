@@ -175,8 +175,8 @@ def test_paced_at_the_configured_rate(folder: Path) -> None:
     camera.open()
     stamps = [camera.grab(1.0).trigger_ns for _ in range(6)]
     intervals = np.diff(stamps) / 1e9
-    # 20 ms apart on average; loose bounds for a busy test machine.
-    assert 0.018 <= intervals.mean() <= 0.045
+    # Never faster than the rate on the real clock (how much slower a loaded machine makes it
+    # is no property of the camera; the exact schedule is checked on a hand-moved clock below).
     assert intervals.min() >= 0.015
 
 

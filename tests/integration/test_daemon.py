@@ -19,7 +19,6 @@ os.environ["PYLON_CAMEMU"] = "2"
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -40,6 +39,7 @@ from edge.mqtt import RESULT_SCHEMA_PATH, Outbox
 from edge.systemd import Notifier
 from tests.integration.broker import Broker
 from tests.integration.conftest import MakeBroker
+from tests.integration.notify import NotifySocket
 from trainer.demo_line import (
     STATION,
     daemon_command,
@@ -98,6 +98,7 @@ def config_file(
     replay: Path,
     broker: Broker | None,
     pipeline: dict[str, Any] | None = None,
+    camera: dict[str, Any] | None = None,
 ) -> Path:
     mqtt_table = (
         None
@@ -114,7 +115,7 @@ def config_file(
     data = station_config(
         state_dir=tmp_path / "state",
         engine=engine,
-        camera=emulated_camera(replay, SIZE),
+        camera=emulated_camera(replay, SIZE, **(camera or {})),
         mqtt=mqtt_table,
         pipeline={"deadline_ms": 2000, "trigger": {"free_run": True}, **(pipeline or {})},
     )
@@ -155,6 +156,10 @@ class Results:
     def on(self, suffix: str) -> list[bytes]:
         with self._lock:
             return [p for t, p, _ in self.messages if t == PREFIX + suffix]
+
+    def states(self) -> list[str]:
+        """The `state` of each status message (JSON, edge/mqtt/status.py)."""
+        return [json.loads(p)["state"] for p in self.on("status")]
 
     def wait(self, done: Callable[[], bool], timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
@@ -272,7 +277,7 @@ def test_every_result_arrives_in_order_through_a_broker_outage(
     assert len(ids) - parts <= MAX_INFLIGHT  # duplicates: at most the in-flight window
     check_results(results.results())
     assert daemon.counters.snapshot().overload == 0
-    assert results.on("status")[-1] == b"stopped"
+    assert results.states()[-1] == "stopped"
     engine = json.loads(results.on("engine")[-1])
     assert engine["name"] == "tiny" and engine["backend"] == "onnxruntime"
 
@@ -379,10 +384,10 @@ def test_sigterm_finishes_in_flight_parts_flushes_and_exits_0(
     results.wait(lambda: len(set(results.ids())) >= handed_out, 5, "the last results")
     assert deduplicated(results.ids()) == list(range(1, handed_out + 1))
     assert outbox_ids(load_config(config).mqtt.outbox) == []
-    assert results.on("status")[-1] == b"stopped"
+    assert results.states()[-1] == "stopped"
     late = Results(broker, name="late-reader")  # the retained status, for whoever asks later
     try:
-        late.wait(lambda: late.on("status") == [b"stopped"], 5, "the retained status")
+        late.wait(lambda: late.states() == ["stopped"], 5, "the retained status")
     finally:
         late.close()
 
@@ -402,39 +407,6 @@ class Stallable:
     ) -> Any:
         self.running.wait(30.0)
         return self.inner.inspect(image, source, bit_depth)
-
-
-class NotifySocket:
-    """The datagram socket systemd would listen on, recording each message with its time."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            for line in data.decode().split("\n"):
-                self.messages.append((time.monotonic(), line))
-
-    def times(self, field: str) -> list[float]:
-        return [t for t, line in list(self.messages) if line == field]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 def test_systemd_ready_watchdog_only_while_parts_flow_and_stopping(
@@ -475,4 +447,64 @@ def test_systemd_ready_watchdog_only_while_parts_flow_and_stopping(
     assert codes == [0]
     assert notify.times("STOPPING=1"), notify.messages
     assert any(line.startswith("STATUS=") and "parts" in line for _, line in notify.messages)
+    notify.close()
+
+
+def test_a_camera_that_is_gone_shows_on_status_and_in_systemd_status(
+    tmp_path: Path,
+    tiny_engine: FitResult,
+    tiny_dataset: Path,
+    make_broker: MakeBroker,
+    subscribers: Callable[..., Results],
+) -> None:
+    """The emulated camera is unplugged (its removal event) and comes back at the reconnection
+    attempt 1.5 s later. Meanwhile every trigger is a part rejected as ERROR camera; the
+    camera's state (down, why, when the next attempt comes) is on the retained status, in the
+    STATUS line and on `alert`, and back to up afterwards."""
+    broker = make_broker()
+    results = subscribers(broker)
+    replay = frames(tiny_dataset, tmp_path / "frames")
+    config = load_config(
+        config_file(
+            tmp_path,
+            tiny_engine.engine,
+            replay,
+            broker,
+            pipeline={"trigger": {"rate_hz": 20.0}},
+            camera={"reconnect_min_s": 1.5, "reconnect_max_s": 3.0},
+        )
+    )
+    notify = NotifySocket(tmp_path / "notify.sock")
+    notifier = Notifier({"NOTIFY_SOCKET": str(notify.path)})
+    daemon = Daemon(config, notifier=notifier, status_interval_s=0.5)
+    thread, codes = run_in_thread(daemon)
+    try:
+        results.wait(lambda: len(results.ids()) >= 20, 60, "20 results")
+        basler: Any = getattr(daemon.camera, "camera", daemon.camera)  # inside the reconnector
+        basler.instant_camera.GetNodeMap().GetNode("FirePnPCallback").Execute()
+        results.wait(lambda: daemon.camera.stats.reconnects == 1, 30, "the camera back")
+        back = len(results.ids())
+        results.wait(lambda: len(results.ids()) >= back + 20, 30, "20 parts after")
+    finally:
+        daemon.request_stop("test")
+        thread.join(20)
+    assert codes == [0]
+    got = results.results()
+    check_results(got)
+    assert deduplicated([r["part_id"] for r in got]) == list(range(1, len(got) + 1))
+    gone = [r for r in got if r["reason"] == "camera"]
+    assert len(gone) >= 10 and {r["verdict"] for r in gone} == {"ERROR"}  # ~1.5 s at 20/s
+    ids = [r["part_id"] for r in gone]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # one outage, every trigger in it
+    down = [s for s in notify.statuses() if "camera DOWN (camera lost: basler:0815-0000" in s]
+    assert down and "every part is rejected (ERROR camera) until it is back; retry in" in down[0]
+    running = [s for s in notify.statuses() if not s.startswith("stopping")]
+    assert "camera up" in running[-1]  # the last STATUS before the stop's own
+    statuses = [json.loads(p) for p in results.on("status")]
+    camera_states = [(s["state"], s["health"]["camera"]["state"]) for s in statuses]
+    assert ("degraded", "down") in camera_states and camera_states[-1] == ("stopped", "up")
+    degraded = next(s for s in statuses if s["state"] == "degraded")
+    assert 0 < degraded["health"]["camera"]["retry_in_s"] <= 1.5
+    alerts = [json.loads(p) for p in results.on("alert")]
+    assert [(a["component"], a["state"]) for a in alerts] == [("camera", "down"), ("camera", "up")]
     notify.close()

@@ -18,10 +18,11 @@ import pytest
 from edge.config.monitor import MonitorConfig
 from edge.daemon.monitoring import MonitorWorker
 from edge.monitor import Monitor, StationSample
-from edge.mqtt import MqttPublisher, MqttSettings, Outbox
+from edge.mqtt import MqttPublisher, Outbox
 from tests.edge.monitor_stream import Line, parts
 from tests.integration.broker import Broker, Received, Subscriber
 from tests.integration.conftest import MakeBroker
+from tests.mqtt_config import mqtt_config, station
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +36,8 @@ class Station:
 
     def __init__(self, broker: Broker, tmp_path: Path) -> None:
         self.outbox = Outbox(tmp_path / "outbox.sqlite")
-        settings = MqttSettings(
-            host=broker.host,
-            port=broker.port,
-            site=SITE,
-            line=LINE_NAME,
-            station=STATION,
-            reconnect_min_s=0.1,
-            reconnect_max_s=0.3,
-            connect_timeout_s=1.0,
-        )
-        self.publisher = MqttPublisher(settings, self.outbox)
+        config = mqtt_config(broker.host, broker.port, reconnect_min_s=0.1, reconnect_max_s=0.3)
+        self.publisher = MqttPublisher(config, station(SITE, LINE_NAME, STATION), self.outbox)
         self.publisher.start()
         config = MonitorConfig.model_validate(
             {

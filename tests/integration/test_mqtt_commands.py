@@ -16,8 +16,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.mqtt import MqttPublisher, MqttSettings, Outbox, Topics
+from edge.mqtt import MqttPublisher, Outbox, Topics
 from tests.integration.broker import Broker, MakeBroker
+from tests.mqtt_config import mqtt_config
+from tests.mqtt_config import station as station_section
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +28,12 @@ ACTIVATE = TOPICS.cmd("engine") + "/activate"
 
 
 def publisher(broker: Broker, outbox: Path, **credentials: object) -> MqttPublisher:
-    settings = MqttSettings(
-        host=broker.host,
-        port=broker.port,
-        site=TOPICS.site,
-        line=TOPICS.line,
-        station=TOPICS.station,
-        reconnect_min_s=0.05,
-        reconnect_max_s=0.25,
-        connect_timeout_s=2.0,
-        **credentials,  # type: ignore[arg-type]
+    """A station's publisher; its client id is the outbox's name, so two in one test differ."""
+    config = mqtt_config(
+        broker.host, broker.port, client_id=f"station-{outbox.stem}", **credentials
     )
-    return MqttPublisher(settings, Outbox(outbox))
+    section = station_section(TOPICS.site, TOPICS.line, TOPICS.station)
+    return MqttPublisher(config, section, Outbox(outbox))
 
 
 def send(
@@ -131,7 +127,10 @@ def test_the_documented_acl_lets_only_scada_activate_an_engine(
     (tmp_path / "pw").write_text("housing-top-pw\n")
     got, handler = collecting()
     station = publisher(
-        broker, tmp_path / "outbox.sqlite", username="housing-top", password_file=tmp_path / "pw"
+        broker,
+        tmp_path / "outbox.sqlite",
+        username="housing-top",
+        password_file=str(tmp_path / "pw"),
     )
     station.subscribe("cmd/engine/activate", handler)
     station.start()
