@@ -22,6 +22,7 @@ BENCHMARKS = [
     ["bench_reject.py"],
     ["bench_monitor.py"],
     ["bench_engine_swap.py"],
+    ["bench_classifier.py"],
 ]
 
 

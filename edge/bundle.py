@@ -84,6 +84,8 @@ def _verify_files(root: Path, manifest: Manifest) -> None:
     needed = {manifest.model.file, *(g.file for g in manifest.golden)}
     if manifest.scoring.mask_file:
         needed.add(manifest.scoring.mask_file)
+    if manifest.classifier:
+        needed |= set(manifest.classifier.files)
     if manifest.registration:
         folder = manifest.registration.directory.rstrip("/") + "/"
         _inside(root, manifest.registration.directory)

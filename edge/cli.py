@@ -38,6 +38,8 @@ LINE_KEYS = (
     "reason",
     "score",
     "threshold",
+    "class",
+    "class_probability",
     "regions",
     "latency_ms",
     "pose",
@@ -168,6 +170,9 @@ def _inspect(args: argparse.Namespace) -> int:
             line["threshold"] = inspector.threshold
         else:
             line = _line(path, engine, **_result_fields(outcome))
+            if outcome.verdict == ERROR:  # the engine could not judge it (its classifier)
+                unjudged += 1
+                print(f"partsight: error: {path}: {outcome.detail}", file=sys.stderr)
             if args.heatmaps:
                 _write_heatmap(args.heatmaps, path, outcome, inspector)
         print(json.dumps(line), flush=True)
@@ -188,6 +193,9 @@ def _result_fields(result: Inspection) -> dict[str, object]:
         "reason": result.reason,
         "score": result.score,
         "threshold": result.threshold,
+        "class": result.defect_class,
+        "class_probability": result.class_probability,
+        "error": result.detail or None,
         "regions": [r.as_dict() for r in result.regions],
         "latency_ms": {k: round(v, 3) for k, v in result.latency_ms.items()},
         "pose": None if pose is None else {k: round(v, 4) for k, v in vars(pose).items()},

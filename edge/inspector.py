@@ -1,63 +1,62 @@
-"""One engine, ready to judge images: registration, preprocessing, the model, the threshold and
-the regions."""
+"""One engine, ready to judge images: a short sequence of stages (edge.stages), each with a
+typed result, ending in one edge.inspection.Inspection per part:
+
+    register → model → classify (parts at or above the threshold, when the engine has a
+    heatmap classifier) → decide → regions
+"""
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge.backends import InferenceBackend, ModelOutputs, create_backend
-from edge.bit_depth import stored_bits, to_full_scale
+from edge.backends import InferenceBackend, create_backend
+from edge.backends.base import Graph
 from edge.bundle import Bundle, load_bundle
 from edge.config.engine import BackendConfig, OnnxRuntimeBackendConfig
-from edge.errors import BundleError, ImageError, InferenceError, PartSightError
+from edge.errors import BundleError, ImageError, PartSightError
 from edge.images import DEFAULT_MAX_PIXELS, read_image
-from edge.manifest import InputSpec
-from edge.preprocess import check_image, to_model_input
-from edge.regions import Region, regions_to_frame, top_regions
+from edge.inspection import ERROR, NOK, OK, Inspection
+from edge.manifest import FEATURES_OUTPUT, GoldenSample, InputSpec, Manifest
+from edge.preprocess import check_image
+from edge.regions import regions_to_frame, top_regions
+from edge.stages.classify import CLASSIFIER_GRAPH, Classifier
+from edge.stages.decide import (
+    Classification,
+    ClassifierFailure,
+    Decision,
+    DecisionPolicy,
+    decide,
+)
+from edge.stages.model import Scored, run_model
+from edge.stages.register import Registered, register
 
 if TYPE_CHECKING:  # registration (Numba) is imported only by engines that register
     from edge.gpu.crop import DeviceCrop
-    from edge.registration import Pose, Registrar, Registration
+    from edge.registration import Registrar
 
 log = logging.getLogger(__name__)
 
-OK, NOK, ERROR = "OK", "NOK", "ERROR"
+__all__ = ["ERROR", "NOK", "OK", "Inspection", "Inspector", "inspect_files", "model_graph"]
+
+# Golden samples: how close a backend's P(nuisance) must come to the expected one, at least.
+GOLDEN_PROBABILITY_ATOL = 1e-4
 
 
-@dataclass(frozen=True)
-class Inspection:
-    verdict: str  # OK | NOK
-    reason: str  # why NOK: "anomaly" or "registration"; "" when OK
-    score: float | None  # None when the part could not be registered (never scored)
-    threshold: float
-    anomaly_map: np.ndarray | None  # (H, W) float32 at the model's resolution
-    model_input: np.ndarray | None  # (C, H, W) float32, what the model saw (None: on the GPU)
-    regions: list[Region] = field(default_factory=list)  # in frame coordinates
-    latency_ms: dict[str, float] = field(default_factory=dict)
-    pose: Pose | None = None  # where the part lay, when the engine registers
-    confidence: float | None = None  # registration confidence in [0, 1]
-    to_frame: np.ndarray | None = None  # 2x3 affine: model-input crop pixels → frame pixels
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A frame after registration: ready to score (its model input on the host, or its frame
-    and pose for the GPU crop), or not registered."""
-
-    image: np.ndarray
-    model_input: np.ndarray | None  # None on the GPU path or when not registered
-    registration: Registration | None
-    register_ms: float
-    preprocess_ms: float
-    ready: bool
+def model_graph(manifest: Manifest, activations: bool | None = None) -> Graph:
+    """The DAE graph as the manifest describes it; the line fetches the score and the map, and
+    the encoder's activations when `activations` (None: when the engine's classifier pools
+    them, CNN features)."""
+    if activations is None:
+        spec = manifest.classifier
+        activations = spec is not None and spec.features != "hu"
+    fetch = ("anomaly_map", "score", *((FEATURES_OUTPUT,) if activations else ()))
+    return Graph(manifest.model.outputs, fetch)
 
 
 class Inspector:
@@ -70,20 +69,56 @@ class Inspector:
         min_confidence: float | None = None,
         *,
         crop_on_device: bool | None = None,
+        classifier_backend: InferenceBackend | None = None,
+        pass_probability: float | None = None,
+        ood_margin: float | None = None,
     ) -> None:
-        """``crop_on_device``: cut the registered crop on the GPU straight into the backend's
+        """``backend`` runs the DAE (see model_graph for what it must fetch); an engine with a
+        heatmap classifier needs ``classifier_backend`` too (its graph on CLASSIFIER_GRAPH).
+        ``threshold``, ``pass_probability`` and ``ood_margin`` override the manifest's
+        (BundleError for the last two on an engine without a classifier).
+        ``crop_on_device``: cut the registered crop on the GPU straight into the backend's
         input buffer (no host copy of it); None: when registration runs on CUDA and the backend
         takes device input (TensorRT). True insists (GpuUnavailable if it cannot)."""
         self.bundle = bundle
         self.backend = backend
-        scoring = bundle.manifest.scoring
-        self.threshold = scoring.threshold if threshold is None else threshold
-        if not math.isfinite(self.threshold):  # NaN or inf would pass every part
-            raise BundleError(f"threshold {self.threshold} is not a finite number")
-        self.pixel_threshold = scoring.pixel_threshold
+        self.classifier = self._classifier(classifier_backend)
+        self.policy = self._policy(threshold, pass_probability, ood_margin)
+        self.threshold = self.policy.threshold
+        self.pixel_threshold = bundle.manifest.scoring.pixel_threshold
         self.registrar = self._registrar(registration_device, min_confidence)
         self._crop_on_device = crop_on_device
         self._device_crop = self._gpu_crop()
+
+    def _classifier(self, backend: InferenceBackend | None) -> Classifier | None:
+        has = self.bundle.manifest.classifier is not None
+        if has and backend is None:
+            raise BundleError(f"{self.bundle.root}: the engine's classifier needs a backend")
+        if not has and backend is not None:
+            raise BundleError(f"{self.bundle.root}: the engine has no heatmap classifier to run")
+        return None if backend is None else Classifier(self.bundle, backend)
+
+    def _policy(
+        self, threshold: float | None, pass_probability: float | None, ood_margin: float | None
+    ) -> DecisionPolicy:
+        manifest = self.bundle.manifest
+        spec = manifest.classifier
+        if spec is None and (pass_probability is not None or ood_margin is not None):
+            raise BundleError(
+                f"{self.bundle.root}: pass_probability/ood_margin are set, but the engine has "
+                "no heatmap classifier"
+            )
+        try:
+            return DecisionPolicy(
+                threshold=manifest.scoring.threshold if threshold is None else threshold,
+                pass_probability=(
+                    None if spec is None else _or(pass_probability, spec.pass_probability)
+                ),
+                guard=None if spec is None else spec.ood,
+                ood_margin=None if spec is None else _or(ood_margin, spec.ood.margin),
+            )
+        except ValueError as exc:
+            raise BundleError(f"{self.bundle.root}: {exc}") from exc
 
     def _registrar(self, device: str, min_confidence: float | None) -> Registrar | None:
         spec = self.bundle.manifest.registration
@@ -135,13 +170,26 @@ class Inspector:
         threshold: float | None = None,
         registration_device: str = "auto",
         min_confidence: float | None = None,
+        *,
+        pass_probability: float | None = None,
+        ood_margin: float | None = None,
     ) -> Inspector:
         """Load the bundle and the backend its configuration section asks for (default: ONNX
-        Runtime with its defaults)."""
+        Runtime with its defaults), for the DAE and, if the engine has one, its classifier."""
         bundle = load_bundle(engine)
+        manifest = bundle.manifest
         section = backend if backend is not None else OnnxRuntimeBackendConfig()
-        model = create_backend(section, bundle.path(bundle.manifest.model.file))
-        return cls(bundle, model, threshold, registration_device, min_confidence)
+        spec = manifest.classifier
+        model = create_backend(section, bundle.path(manifest.model.file), model_graph(manifest))
+        classifier = (
+            None if spec is None
+            else create_backend(section, bundle.path(spec.file), CLASSIFIER_GRAPH)
+        )  # fmt: skip
+        return cls(
+            bundle, model, threshold, registration_device, min_confidence,
+            classifier_backend=classifier, pass_probability=pass_probability,
+            ood_margin=ood_margin,
+        )  # fmt: skip
 
     def inspect(
         self, image: np.ndarray, source: str = "frame", bit_depth: int | None = None
@@ -155,105 +203,105 @@ class Inspector:
         sources: Sequence[str],
         bit_depths: Sequence[int | None] | None = None,
     ) -> list[Inspection]:
-        """Judge a batch. Raises ImageError for a frame the engine cannot take (naming it);
-        a part that cannot be registered is a NOK with reason "registration", not an error.
+        """Judge a batch. Raises ImageError for a frame the engine cannot take (naming it) and
+        InferenceError when the DAE's backend fails; a part that cannot be registered is a NOK
+        with reason "registration", one the classifier cannot judge an ERROR "classifier".
 
         `bit_depths`: each image's significant bits when its source knows them (a camera:
         hw.frame.Grab.bit_depth); None (the default) for image files, read as data of the depth
         the engine was trained on (edge.bit_depth)."""
-        depths = [None] * len(images) if bit_depths is None else bit_depths
-        prepared = [
-            self._prepare(im, src, bits)
-            for im, src, bits in zip(images, sources, depths, strict=True)
-        ]
-        ready = [p for p in prepared if p.ready]
-        outputs = None
-        infer_ms = 0.0
-        if ready:
-            t0 = time.perf_counter()
-            outputs = self._infer(ready)
-            infer_ms = (time.perf_counter() - t0) * 1e3 / len(ready)
-            if outputs.score.shape != (len(ready),) or not np.all(np.isfinite(outputs.score)):
-                raise InferenceError(f"backend returned unusable scores {outputs.score!r}")
-            if outputs.anomaly_map.shape[:2] != (len(ready), 1):
-                raise InferenceError(f"backend returned maps of shape {outputs.anomaly_map.shape}")
+        registered, scored = self.score_batch(images, sources, bit_depths)
+        t0 = time.perf_counter()
+        classified = self._classify(scored)
+        asked = sum(c is not None for c in classified)
+        classify_ms = (time.perf_counter() - t0) * 1e3 / max(asked, 1)  # per classified part
         results = []
-        row = 0
-        for p in prepared:
-            latency = {"register": p.register_ms, "preprocess": p.preprocess_ms}
-            if not p.ready or outputs is None:
-                results.append(self._unregistered(p, latency))
+        judged = iter(zip(scored, classified, strict=True))
+        for r in registered:
+            latency = {"register": r.register_ms, "preprocess": r.preprocess_ms}
+            if not r.ready:
+                results.append(self._unregistered(r, latency))
                 continue
-            latency["inference"] = infer_ms
-            score = float(outputs.score[row])
-            amap = outputs.anomaly_map[row, 0]
-            row += 1
-            to_frame = self._to_frame(p, amap.shape)
-            # Unregistered: the map covers the whole frame, resized (each frame's own size).
-            height, width = p.image.shape[:2]
-            regions = regions_to_frame(
-                top_regions(amap, self.pixel_threshold),
-                _scale_affine(amap.shape, (width, height)) if to_frame is None else to_frame,
-            )
-            nok = score >= self.threshold
-            results.append(
-                Inspection(
-                    verdict=NOK if nok else OK,
-                    reason="anomaly" if nok else "",
-                    score=score,
-                    threshold=self.threshold,
-                    anomaly_map=amap,
-                    model_input=p.model_input,
-                    regions=regions,
-                    latency_ms=latency,
-                    pose=p.registration.pose if p.registration else None,
-                    confidence=p.registration.confidence if p.registration else None,
-                    to_frame=to_frame,
-                )
-            )
+            s, c = next(judged)
+            latency["inference"] = s.inference_ms
+            if c is not None:
+                latency["classify"] = classify_ms
+            results.append(self._inspection(r, s, c, decide(s.score, self.policy, c), latency))
         return results
 
-    def _prepare(self, image: np.ndarray, source: str, bit_depth: int | None) -> _Prepared:
+    def score_batch(
+        self,
+        images: Sequence[np.ndarray],
+        sources: Sequence[str],
+        bit_depths: Sequence[int | None] | None = None,
+    ) -> tuple[list[Registered], list[Scored]]:
+        """The first two stages: every frame registered, and the ready ones scored (in order).
+        Errors as inspect_batch."""
         spec = self.bundle.manifest.input
-        check_image(image, spec, source)
-        image = to_full_scale(image, stored_bits(image, bit_depth, spec.bit_depth), source)
+        depths = [None] * len(images) if bit_depths is None else bit_depths
         on_device = self._device_crop is not None
-        t0 = time.perf_counter()
-        registration = (
-            self.registrar.register(image, warp=not on_device) if self.registrar else None
+        registered = [
+            register(image, source, bits, spec, self.registrar, on_device)
+            for image, source, bits in zip(images, sources, depths, strict=True)
+        ]
+        inputs_from = None if self.classifier is None else self.threshold
+        ready = [r for r in registered if r.ready]
+        return registered, run_model(self.backend, ready, self._device_crop, inputs_from)
+
+    def _classify(self, scored: list[Scored]) -> list[Classification | ClassifierFailure | None]:
+        """The classifier's answer for each anomalous part (None: not asked)."""
+        classifier = self.classifier
+        if classifier is None:
+            return [None] * len(scored)
+        flagged = [i for i, s in enumerate(scored) if s.score >= self.threshold]
+        views = [
+            classifier.view(s.anomaly_map, s.model_input, s.activation, s.score, self.threshold)
+            for s in (scored[i] for i in flagged)
+        ]
+        answers = classifier.classify(views) if views else []
+        out: list[Classification | ClassifierFailure | None] = [None] * len(scored)
+        for i, answer in zip(flagged, answers, strict=True):
+            out[i] = answer
+        return out
+
+    def _inspection(
+        self,
+        r: Registered,
+        s: Scored,
+        c: Classification | ClassifierFailure | None,
+        decision: Decision,
+        latency: dict[str, float],
+    ) -> Inspection:
+        """Stage 5, the regions, and the result."""
+        if decision.verdict == ERROR:
+            log.error("part cannot be judged: %s", decision.detail)
+        to_frame = self._to_frame(r, s.anomaly_map.shape)
+        # Unregistered: the map covers the whole frame, resized (each frame's own size).
+        height, width = r.image.shape[:2]
+        regions = regions_to_frame(
+            top_regions(s.anomaly_map, self.pixel_threshold),
+            _scale_affine(s.anomaly_map.shape, (width, height)) if to_frame is None else to_frame,
         )
-        t1 = time.perf_counter()
-        register_ms = (t1 - t0) * 1e3
-        if registration is not None and not registration.accepted:
-            return _Prepared(image, None, registration, register_ms, 0.0, ready=False)
-        if on_device:  # cut and preprocessed on the GPU by _infer
-            return _Prepared(image, None, registration, register_ms, 0.0, ready=True)
-        crop = image if registration is None else registration.aligned
-        assert crop is not None  # register() warps unless told not to
-        model_input = to_model_input(crop, spec)
-        t2 = time.perf_counter()
-        return _Prepared(image, model_input, registration, register_ms, (t2 - t1) * 1e3, True)
+        return Inspection(
+            verdict=decision.verdict,
+            reason=decision.reason,
+            score=s.score,
+            threshold=self.threshold,
+            anomaly_map=s.anomaly_map,
+            model_input=s.model_input,
+            regions=regions,
+            latency_ms=latency,
+            pose=r.registration.pose if r.registration else None,
+            confidence=r.registration.confidence if r.registration else None,
+            to_frame=to_frame,
+            defect_class=decision.defect_class,
+            class_probability=decision.class_probability,
+            classification=c if isinstance(c, Classification) else None,
+            detail=decision.detail,
+        )
 
-    def _infer(self, ready: list[_Prepared]) -> ModelOutputs:
-        """Score the ready parts: from host model inputs, or (GPU path) by cutting each
-        registered part out of its frame on the device, max_batch parts at a time."""
-        crop = self._device_crop
-        if crop is None:
-            return self.backend.run(np.stack([p.model_input for p in ready]))  # type: ignore[misc]
-        scores, maps = [], []
-        step = crop.target.max_batch
-        for start in range(0, len(ready), step):
-            chunk = ready[start : start + step]
-            for row, p in enumerate(chunk):
-                assert p.registration is not None  # the GPU path is for registering engines
-                crop.stage(row, p.image, p.registration.pose)
-            out = crop.target.run(len(chunk))
-            scores.append(out.score)
-            maps.append(out.anomaly_map)
-        return ModelOutputs(None, np.concatenate(maps), np.concatenate(scores))
-
-    def _unregistered(self, p: _Prepared, latency: dict[str, float]) -> Inspection:
-        confidence = p.registration.confidence if p.registration else 0.0
+    def _unregistered(self, r: Registered, latency: dict[str, float]) -> Inspection:
+        confidence = r.registration.confidence if r.registration else 0.0
         log.info("part not registered (confidence %.2f)", confidence)
         return Inspection(
             verdict=NOK,
@@ -263,61 +311,113 @@ class Inspector:
             anomaly_map=None,
             model_input=None,
             latency_ms=latency,
-            pose=p.registration.pose if p.registration else None,
+            pose=r.registration.pose if r.registration else None,
             confidence=confidence,
         )
 
-    def _to_frame(self, p: _Prepared, map_shape: tuple[int, ...]) -> np.ndarray | None:
+    def _to_frame(self, r: Registered, map_shape: tuple[int, ...]) -> np.ndarray | None:
         """Affine map from model-input pixels to frame pixels, when the part was registered."""
-        if p.registration is None or self.registrar is None:
+        if r.registration is None or self.registrar is None:
             return None
         from edge.registration import template_to_frame
 
         template = self.registrar.template
-        crop_to_frame = template_to_frame(p.registration.pose, template.ref)
+        crop_to_frame = template_to_frame(r.registration.pose, template.ref)
         # Model pixels → crop pixels (the crop may be resized for the model), then → frame.
         return crop_to_frame @ np.vstack([_scale_affine(map_shape, template.size), [0, 0, 1]])
 
     def check_golden(self) -> None:
         """Re-score the bundle's golden samples through the whole path (registration, the GPU
-        crop if any, the backend); BundleError if they disagree. A reduced-precision backend
-        (TensorRT FP16) that disagrees is replaced by its FP32 plan, which must agree."""
-        problem = self._golden_problem()
-        if problem is not None:
-            fp32 = self.backend.at_fp32(problem)
-            if fp32 is None:
-                raise BundleError(problem)
-            log.warning("%s: %s precision is not good enough, using %s", problem,
-                        self.backend.precision, fp32.precision)  # fmt: skip
-            self.backend = fp32
-            self._device_crop = self._gpu_crop()
+        crop if any, the backend, the classifier for the samples that expect a classifier
+        answer); BundleError if they disagree. A reduced-precision backend (TensorRT FP16)
+        that disagrees is replaced by its FP32 plan, which must agree."""
+        for _ in range(3):  # at most: the model, then the classifier, falls back to FP32
             problem = self._golden_problem()
-            if problem is not None:
-                raise BundleError(problem)
+            if problem is None:
+                break
+            which, why = problem
+            if not self._to_fp32(which, why):
+                raise BundleError(why)
+        else:
+            raise BundleError(why)
+        classifier = "" if self.classifier is None else (
+            f", classifier on {self.classifier.backend.name} ({self.classifier.backend.precision})"
+        )  # fmt: skip
         log.info(
-            "engine %s: %d golden samples check out on %s (%s)",
+            "engine %s: %d golden samples check out on %s (%s)%s",
             self.bundle.manifest.name,
             len(self.bundle.manifest.golden),
             self.backend.name,
             self.backend.precision,
+            classifier,
         )
 
-    def _golden_problem(self) -> str | None:
-        """The first golden sample this path gets wrong, as a one-line message, or None."""
+    def _to_fp32(self, which: str, why: str) -> bool:
+        """Replace the model's (or the classifier's) backend by its FP32 version; False when
+        it already is FP32."""
+        current = self.backend if which == "model" else self.classifier.backend  # type: ignore[union-attr]
+        fp32 = current.at_fp32(why)
+        if fp32 is None:
+            return False
+        log.warning("%s: %s precision is not good enough, using %s", why, current.precision,
+                    fp32.precision)  # fmt: skip
+        if which == "model":
+            self.backend = fp32
+            self._device_crop = self._gpu_crop()
+        else:
+            assert self.classifier is not None
+            self.classifier.backend = fp32
+        return True
+
+    def _golden_problem(self) -> tuple[str, str] | None:
+        """The first golden sample this path gets wrong, as ("model" | "classifier", a
+        one-line message), or None. The classifier is asked whatever the threshold, so an
+        overridden threshold cannot skip its check."""
         for sample in self.bundle.manifest.golden:
             path = self.bundle.path(sample.file)
-            got = self.inspect(read_image(path), str(path)).score
-            want = sample.expected_score
+            _, scored = self.score_batch([read_image(path)], [str(path)])
+            if not scored:
+                return "model", f"{self.bundle.root}: golden sample {sample.file} not registered"
+            got, want = scored[0].score, sample.expected_score
             rtol = max(sample.rtol, self.backend.golden_rtol)
-            if got is None:
-                return f"{self.bundle.root}: golden sample {sample.file} not registered"
             if not np.isclose(got, want, rtol=rtol, atol=1e-9):
-                return (
+                return "model", (
                     f"{self.bundle.root}: golden sample {sample.file} scores {got:.6g}, "
                     f"expected {want:.6g} (rtol {rtol:g}, {self.backend.name} "
                     f"{self.backend.precision})"
                 )
+            if sample.expected_nuisance_probability is not None:
+                problem = self._golden_classification(sample.file, scored[0], sample)
+                if problem is not None:
+                    return "classifier", problem
         return None
+
+    def _golden_classification(self, file: str, s: Scored, sample: GoldenSample) -> str | None:
+        classifier = self.classifier
+        if classifier is None:
+            return f"{self.bundle.root}: golden sample {file} expects a classifier"
+        view = classifier.view(s.anomaly_map, s.model_input, s.activation, s.score, self.threshold)
+        (answer,) = classifier.classify([view])
+        if isinstance(answer, ClassifierFailure):
+            return f"{self.bundle.root}: golden sample {file}: classifier failed: {answer.why}"
+        backend = classifier.backend
+        slack = max(self.backend.golden_rtol, backend.golden_rtol)
+        atol = max(GOLDEN_PROBABILITY_ATOL, slack)
+        want_p = sample.expected_nuisance_probability
+        want_d = sample.expected_ood_distance
+        got_p, got_d = answer.nuisance_probability, answer.distance
+        close_d = want_d is None or np.isclose(got_d, want_d, rtol=max(sample.rtol, slack))
+        if want_p is not None and abs(got_p - want_p) <= atol and close_d:
+            return None
+        return (
+            f"{self.bundle.root}: golden sample {file}: P(nuisance) {got_p:.6f} and distance "
+            f"{got_d:.6g}, expected {want_p:.6f} (atol {atol:g}) and {want_d} ({backend.name} "
+            f"{backend.precision})"
+        )
+
+
+def _or(override: float | None, default: float) -> float:
+    return default if override is None else override
 
 
 def _scale_affine(map_shape: tuple[int, ...], size: tuple[int, int]) -> np.ndarray:

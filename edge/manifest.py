@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 FORMAT_VERSION = 1
+# The DAE graph's outputs: these three always; engines exported since the heatmap classifier
+# also give the encoder's activations ("features", N x Cf x H/4 x W/4) for its CNN features.
 MODEL_OUTPUTS = ("reconstruction", "anomaly_map", "score")
+FEATURES_OUTPUT = "features"
+DAE_OUTPUTS = (*MODEL_OUTPUTS, FEATURES_OUTPUT)
+# The heatmap classifier's graph: one input, two outputs (edge.stages.classify).
+CLASSIFIER_INPUT = "features"
+CLASSIFIER_OUTPUTS = ("nuisance_probability", "ood_distance")
+FeatureSet = Literal["hu", "cnn", "both"]
 
 
 class _Strict(BaseModel):
@@ -64,7 +72,23 @@ class ModelSpec(_Strict):
     format: Literal["onnx"] = "onnx"
     opset: int = Field(ge=17)
     input_name: str
-    outputs: tuple[str, ...] = Field(MODEL_OUTPUTS, description="output names, in order")
+    outputs: tuple[str, ...] = Field(
+        MODEL_OUTPUTS,
+        description=f"output names, in order: {MODEL_OUTPUTS}, or with the encoder's "
+        f"activations {DAE_OUTPUTS}",
+    )
+
+    @field_validator("outputs")
+    @classmethod
+    def _known_outputs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if value not in (MODEL_OUTPUTS, DAE_OUTPUTS):
+            raise ValueError(f"expected {MODEL_OUTPUTS} or {DAE_OUTPUTS}")
+        return value
+
+    @property
+    def has_features(self) -> bool:
+        """The graph gives the encoder's activations (what CNN features are pooled from)."""
+        return FEATURES_OUTPUT in self.outputs
 
 
 class ScoringSpec(_Strict):
@@ -99,12 +123,102 @@ class GoldenSample(_Strict):
     file: str = Field(description="image, relative to the bundle")
     expected_score: float = Field(allow_inf_nan=False)
     rtol: float = Field(1e-3, gt=0, description="relative tolerance a backend must meet")
+    expected_nuisance_probability: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="for an anomalous sample of an engine with a classifier: its P(nuisance)",
+    )
+    expected_ood_distance: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="and its out-of-distribution distance"
+    )
 
 
 class FileEntry(_Strict):
     path: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
+
+
+class OodGuard(_Strict):
+    """The out-of-distribution guard (edge.stages.decide): the largest value each quantity took
+    on the labelled nuisances the classifier learnt from. A part beyond `margin` times any of
+    them is never passed, whatever the classifier says."""
+
+    score_max: float = Field(gt=0, allow_inf_nan=False, description="highest anomaly score")
+    area_max: float = Field(
+        gt=0, allow_inf_nan=False, description="largest anomalous region, model-input pixels"
+    )
+    distance_max: float = Field(
+        gt=0,
+        allow_inf_nan=False,
+        description="largest nearest-neighbour distance of a labelled nuisance to the others "
+        "(leave one out), in the classifier graph's `ood_distance` units",
+    )
+    margin: float = Field(
+        ge=1,
+        allow_inf_nan=False,
+        description="how far beyond the labelled nuisances (as a multiple of the largest value "
+        "they showed) an anomaly may lie and still be passed",
+    )
+
+
+class ClassifierTraining(_Strict):
+    """What the classifier was trained on and how well it did (cross-validated)."""
+
+    labelled: str = Field(description="the labelled folder it was trained on")
+    per_type: int = Field(ge=1, description="labelled images asked for per type")
+    seed: int
+    images: dict[str, int] = Field(description="labelled images used, per type")
+    defects: int = Field(ge=1, description="defect examples the MLP learnt from")
+    nuisances: int = Field(ge=1, description="nuisance examples the MLP learnt from")
+    temperature: float = Field(gt=0, description="probability calibration (temperature scaling)")
+    cv_nuisance_pass_rate: float | None = Field(
+        None, description="held-out folds: nuisances passed at pass_probability"
+    )
+    cv_defect_escape_rate: float | None = Field(
+        None, description="held-out folds: defects passed at pass_probability"
+    )
+
+
+class ClassifierSpec(_Strict):
+    """The heatmap classifier (paper §3.3): features of an anomalous part's map and image →
+    an MLP → P(nuisance), judged by edge.stages.decide. Both files are hashed and verified
+    like the rest of the bundle."""
+
+    file: str = Field(description="the classifier's ONNX graph, relative to the bundle")
+    reference_file: str = Field(
+        description="the good parts' appearance (NumPy .npz, no pickle) the features compare to"
+    )
+    features: FeatureSet = Field(
+        description="hu: Hu moments and region descriptors; cnn: the DAE encoder's activations "
+        "pooled over the anomalous region; both"
+    )
+    feature_version: int = Field(
+        ge=1, description="layout of the feature vector (edge.heatmap_features.FEATURE_VERSION)"
+    )
+    feature_count: int = Field(ge=1, description="length of the feature vector")
+    opset: int = Field(ge=17)
+    input_name: str = CLASSIFIER_INPUT
+    outputs: tuple[str, ...] = CLASSIFIER_OUTPUTS
+    pass_probability: float = Field(
+        gt=0.5,
+        le=1,
+        description="an anomalous part is passed (OK, reason nuisance) when P(nuisance) >= this",
+    )
+    ood: OodGuard
+    training: ClassifierTraining
+
+    @field_validator("outputs")
+    @classmethod
+    def _known_outputs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if value != CLASSIFIER_OUTPUTS:
+            raise ValueError(f"expected {CLASSIFIER_OUTPUTS}")
+        return value
+
+    @property
+    def files(self) -> tuple[str, str]:
+        return (self.file, self.reference_file)
 
 
 class Manifest(_Strict):
@@ -118,7 +232,7 @@ class Manifest(_Strict):
     registration: RegistrationSpec | None = Field(
         None, description="registration template; None for pre-aligned images"
     )
-    classifier: dict[str, str] | None = Field(None, description="optional heatmap classifier")
+    classifier: ClassifierSpec | None = Field(None, description="optional heatmap classifier")
     validation: dict[str, float | int | None] = Field(default_factory=dict)
     golden: tuple[GoldenSample, ...] = ()
     trainer: dict[str, object] = Field(default_factory=dict, description="version and config")

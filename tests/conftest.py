@@ -6,8 +6,11 @@ suite checks behaviour, `make demo` and `make bench` check quality and speed at 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +20,10 @@ import cv2
 import numpy as np
 import pytest
 
+from trainer.cli import main as train_main
 from trainer.fit import FitConfig, FitResult, fit
 from trainer.model import DAEConfig
-from trainer.synth import SynthConfig, write_dataset
+from trainer.synth import PartGenerator, SynthConfig, write_dataset
 from trainer.train import TrainConfig
 
 TINY_SIZE = (64, 64)
@@ -78,6 +82,58 @@ def tiny_engine_12bit(
     out = tmp_path_factory.mktemp("engine12") / "tiny-12bit"
     config = replace(TINY_FIT, train=replace(TINY_FIT.train, epochs=15), name="tiny12")
     return fit(tiny_dataset_12bit, out, config)
+
+
+TINY_NUISANCE, TINY_DEFECT = "brightness", "foreign_material"
+
+
+def write_set(root: Path, counts: dict[str, int], first: int) -> Path:
+    """A labelled MVTec-layout folder of the tiny dataset's part family (seed 3)."""
+    generator = PartGenerator(SynthConfig(size=TINY_SIZE), 3)
+    rows = ["file,split,class,type"]
+    for kind, n in counts.items():
+        split = "train" if kind == "train_good" else "test"
+        name = "good" if kind.endswith("good") else kind
+        cls = "good" if name == "good" else ("nuisance" if kind == TINY_NUISANCE else "defect")
+        for i in range(n):
+            sample = generator.render(
+                name, np.random.default_rng([first, zlib.crc32(kind.encode()), i])
+            )
+            file = f"{split}/{name}/{i:03d}.png"
+            (root / file).parent.mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(root / file), sample.image)
+            rows.append(f"{file},{split},{cls},{name}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("labelled") / "pool"
+    return write_set(root, {"train_good": 12, TINY_NUISANCE: 8, TINY_DEFECT: 8}, first=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_test_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("labelled") / "test"
+    return write_set(root, {"train_good": 2, "good": 4, TINY_NUISANCE: 6, TINY_DEFECT: 6}, first=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_classified(
+    tiny_engine: FitResult, tiny_labelled: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
+    """The tiny engine with a heatmap classifier from 5 labelled images per type of
+    tiny_labelled (`partsight-train classify`), and what the command printed."""
+    out = tmp_path_factory.mktemp("classified") / "tiny-classified"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = train_main([
+            "--no-progress", "classify", "--engine", str(tiny_engine.engine),
+            "--labelled", str(tiny_labelled), "--out", str(out), "--per-type", "5",
+        ])  # fmt: skip
+    assert code == 0
+    return out, printed.getvalue()
 
 
 POSED = SynthConfig(size=(64, 64), frame=(160, 160), random_pose=True, clutter=True)

@@ -16,6 +16,11 @@ from pydantic import ValidationError
 
 from edge.errors import PartSightError
 from edge.images import quiet_opencv
+from trainer.classify_defaults import (
+    DEFAULT_FEATURES,
+    DEFAULT_OOD_MARGIN,
+    DEFAULT_PASS_PROBABILITY,
+)
 from trainer.errors import TrainerError
 from trainer.threshold import DEFAULT_RULE
 
@@ -71,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="write a synthetic metal-part dataset (MVTec AD layout)")
     synth.add_argument("out", type=Path)
     synth.add_argument("--count", type=int, default=200, help="training images (test set scales)")
+    synth.add_argument(
+        "--test-per-type", type=int, help="test images per anomaly type (default: count / 10)"
+    )
     synth.add_argument("--size", type=_size, default=(128, 128), help="part view HxW")
     synth.add_argument("--frame", type=_size, help="camera frame HxW (default: the part view)")
     synth.add_argument("--random-pose", action="store_true", help="random position and angle")
@@ -97,10 +105,47 @@ def _parser() -> argparse.ArgumentParser:
     _training_options(fit)
     fit.set_defaults(func=_fit)
 
+    classify = sub.add_parser(
+        "classify",
+        help="add a heatmap classifier (defect or nuisance?) to an engine, from labelled images",
+    )
+    classify.add_argument("--engine", type=Path, required=True, help="the engine bundle to extend")
+    classify.add_argument(
+        "--labelled", type=Path, required=True,
+        help="MVTec-layout folder whose labels.csv gives every image a class: defect, nuisance "
+        "(or good: the good parts' appearance)",
+    )  # fmt: skip
+    classify.add_argument("--out", type=Path, required=True, help="the new engine bundle folder")
+    classify.add_argument(
+        "--per-type", type=int, default=20, help="labelled images used per anomaly type (from 5)"
+    )
+    classify.add_argument(
+        "--features", choices=("hu", "cnn", "both"), default=DEFAULT_FEATURES,
+        help="hu: Hu moments and region descriptors; cnn: the engine's encoder activations "
+        "pooled over the anomaly; both",
+    )  # fmt: skip
+    classify.add_argument("--seed", type=int, default=0, help="draws the images and the MLP")
+    classify.add_argument(
+        "--pass-probability", type=float, default=DEFAULT_PASS_PROBABILITY,
+        help="pass an anomalous part as a nuisance when P(nuisance) >= this (> 0.5)",
+    )  # fmt: skip
+    classify.add_argument(
+        "--ood-margin", type=float, default=DEFAULT_OOD_MARGIN,
+        help="never pass a part beyond this multiple of what the labelled nuisances showed "
+        "(score, region area, feature distance)",
+    )  # fmt: skip
+    classify.set_defaults(func=_classify)
+
     evaluate = sub.add_parser("evaluate", help="metrics and a report of an engine on DIR/test")
     evaluate.add_argument("--engine", type=Path, required=True)
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument("--report", type=Path, required=True, help="output folder")
+    evaluate.add_argument(
+        "--learning-curve", type=Path, metavar="LABELLED_DIR",
+        help="for an engine with a classifier: retrain it on 5, 10, 20, 50 images per type of "
+        "this labelled folder (several seeds, Hu, CNN and both features) and plot how the "
+        "nuisance pass rate and the defect escape rate on DIR/test follow",
+    )  # fmt: skip
     evaluate.set_defaults(func=_evaluate)
 
     bench = sub.add_parser(
@@ -237,7 +282,10 @@ def _synth(args: argparse.Namespace) -> int:
         )
         print(run)
         return EXIT_OK
-    summary = write_dataset(args.out, args.count, config, args.seed, progress=not args.no_progress)
+    summary = write_dataset(
+        args.out, args.count, config, args.seed, progress=not args.no_progress,
+        test_per_type=args.test_per_type,
+    )  # fmt: skip
     print(summary)
     return EXIT_OK
 
@@ -297,6 +345,31 @@ def _fit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _classify(args: argparse.Namespace) -> int:
+    from trainer.classify import ClassifyConfig, classify
+
+    config = ClassifyConfig(
+        per_type=args.per_type,
+        features=args.features,
+        seed=args.seed,
+        pass_probability=args.pass_probability,
+        ood_margin=args.ood_margin,
+        show_progress=not args.no_progress,
+    )
+    result = classify(args.engine, args.labelled, args.out, config)
+    used = ", ".join(f"{name} {n}" for name, n in result.used.items())
+    print(
+        f"labelled: {sum(result.used.values())} images ({used}): {result.defects} defects, "
+        f"{result.nuisances} nuisances"
+    )
+    print(
+        f"engine: {result.engine} (version {result.version}, {args.features} features)  "
+        f"cross-validated: nuisances passed {result.cv_nuisance_pass_rate:.0%}, defects passed "
+        f"{result.cv_defect_escape_rate:.0%}  time: {result.seconds:.0f} s"
+    )
+    return EXIT_OK
+
+
 def _benchmark(args: argparse.Namespace) -> int:
     from trainer.benchmark import benchmark
 
@@ -310,7 +383,10 @@ def _benchmark(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from trainer.evaluate import evaluate
 
-    result = evaluate(args.engine, args.data, args.report, show_progress=not args.no_progress)
+    result = evaluate(
+        args.engine, args.data, args.report, show_progress=not args.no_progress,
+        learning_curve=args.learning_curve,
+    )  # fmt: skip
     print(summary_text(result.metrics, result.report))
     return EXIT_OK
 

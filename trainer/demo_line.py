@@ -324,9 +324,17 @@ def _flatten(
     files, size = link_frames(frames, out)
     catalogue: list[_Frame] = []
     for index, path in enumerate(files):
-        name = path.resolve().relative_to(labels_csv.parent.resolve()).as_posix()
+        name = _relative(path, labels_csv.parent)
         catalogue.append(_Frame(index, name, labels.get(name, {}).get("class", "?")))
     return out, catalogue, size
+
+
+def _relative(path: Path, root: Path) -> str:
+    """`path` as labels.csv under `root` names it: by its own path (a linked file), else by
+    where its links lead."""
+    if path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return path.resolve().relative_to(root.resolve()).as_posix()
 
 
 def _frame_of(result: Mapping[str, Any], catalogue: list[_Frame]) -> _Frame | None:
@@ -382,14 +390,17 @@ def _summary(
     rate = len(ordered) / max(last - first, 1e-9)
     verdicts = collections.Counter(r["verdict"] for r in ordered)
     reasons = collections.Counter(r["reason"] for r in ordered if r["verdict"] != "OK")
+    passed = collections.Counter(
+        r["reason"] for r in ordered if r["verdict"] == "OK" and r["reason"]
+    )
     per_class: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     agree = judged = 0
     for index, result in seen.items():
         cls = catalogue[index].cls
         per_class[cls][result["verdict"]] += 1
-        if cls in ("good", "defect"):
+        if cls in ("good", "defect", "nuisance"):
             judged += 1
-            agree += (result["verdict"] == "OK") == (cls == "good")
+            agree += (result["verdict"] == "OK") == (cls != "defect")
     latencies = sorted(r["latency_ms"].get("total", 0.0) for r in ordered)
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
@@ -401,6 +412,7 @@ def _summary(
         "verdicts: " + ", ".join(f"{v} {verdicts[v]}" for v in ("OK", "NOK", "ERROR")),
         "rejected by reason: "
         + (", ".join(f"{k} {n}" for k, n in sorted(reasons.items())) or "none"),
+        "passed by reason: " + (", ".join(f"{k} {n}" for k, n in sorted(passed.items())) or "none"),
     ]
     for cls in ("good", "defect", "nuisance"):
         c = per_class.get(cls, collections.Counter())
@@ -408,7 +420,9 @@ def _summary(
             f"{cls:>9}: {sum(c.values()):4d} frames  OK {c['OK']:4d}  NOK {c['NOK']:4d}  "
             f"ERROR {c['ERROR']:3d}"
         )
-    lines.append(f"verdicts agreeing with ground truth (good/defect): {agree}/{judged}")
+    lines.append(
+        f"verdicts agreeing with ground truth (good and nuisance OK, defect NOK): {agree}/{judged}"
+    )
     if len(seen) < len(catalogue):
         lines.append(f"frames without a result that names them: {len(catalogue) - len(seen)}")
     return "\n".join(lines)

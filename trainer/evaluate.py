@@ -57,7 +57,18 @@ class _MaskTally:
         }
 
 
-def evaluate(engine: Path, data: Path, out: Path, show_progress: bool = True) -> Evaluation:
+def evaluate(
+    engine: Path,
+    data: Path,
+    out: Path,
+    show_progress: bool = True,
+    learning_curve: Path | None = None,
+) -> Evaluation:
+    """Judge `data`/test with the engine as the line would and write metrics.json, scores.csv
+    and report.html to `out`. With a heatmap classifier, the verdicts include its decisions
+    (metrics.json `verdicts`, `classifier`); `learning_curve` (a labelled folder, see
+    trainer.labelled) adds how the classifier's rates follow the number of labelled images
+    (trainer.learning_curve)."""
     inspector = Inspector.open(engine)
     inspector.check_golden()
     manifest = inspector.bundle.manifest
@@ -87,11 +98,41 @@ def evaluate(engine: Path, data: Path, out: Path, show_progress: bool = True) ->
     }
     metrics["dataset"] = str(data)
     metrics["unregistered"] = sum(r.score == UNREGISTERED_SCORE for r in records)
+    if manifest.classifier is not None:
+        metrics["classifier"] = manifest.classifier.model_dump(mode="json")
+    if learning_curve is not None:
+        metrics["learning_curve"] = _learning_curve(
+            inspector, dataset, learning_curve, show_progress
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _write_scores(out / "scores.csv", records, inspector.threshold)
+    _write_scores(out / "scores.csv", records)
     report = write_report(out, metrics, records, title=f"PartSight evaluation — {manifest.name}")
     return Evaluation(metrics=metrics, report=report, records=records)
+
+
+def _learning_curve(
+    inspector: Inspector, dataset: Dataset, labelled: Path, show_progress: bool
+) -> dict[str, Any]:
+    """The classifier retrained on subsets of `labelled`, judged on the dataset's test split."""
+    from trainer.classify_defaults import DEFAULT_OOD_MARGIN, DEFAULT_PASS_PROBABILITY
+    from trainer.feature_table import FeatureExtractor
+    from trainer.labelled import Labelled, LabelledSet
+    from trainer.learning_curve import learning_curve
+
+    pool_set = LabelledSet.load(labelled)
+    extractor = FeatureExtractor(inspector.bundle, show_progress)
+    extractor.learn_good(pool_set.root, pool_set.of_class("good"))
+    anomalous = [i for i in pool_set.items if i.cls != "good"]
+    pool = extractor.table(pool_set.root, anomalous, "labelled pool")
+    test_items = [Labelled(i.file, i.cls, i.type) for i in dataset.test]
+    test = extractor.table(dataset.root, test_items, "test features", skip_unregistered=True)
+    spec = inspector.bundle.manifest.classifier
+    return learning_curve(
+        pool, test, inspector.bundle.manifest.scoring.threshold,
+        spec.pass_probability if spec else DEFAULT_PASS_PROBABILITY,
+        spec.ood.margin if spec else DEFAULT_OOD_MARGIN,
+    )  # fmt: skip
 
 
 def _ground_truth(
@@ -135,7 +176,7 @@ def _record(
         return ImageRecord(
             file=item.file, cls=item.cls, type=item.type, score=UNREGISTERED_SCORE,
             anomaly_map=blank + UNREGISTERED_SCORE,
-            gt_mask=mask, image=blank,
+            gt_mask=mask, image=blank, verdict=outcome.verdict, reason=outcome.reason,
         )  # fmt: skip
     image = outcome.model_input
     return ImageRecord(
@@ -146,6 +187,10 @@ def _record(
         anomaly_map=outcome.anomaly_map,
         gt_mask=mask,
         image=image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0),
+        verdict=outcome.verdict,
+        reason=outcome.reason,
+        defect_class=outcome.defect_class,
+        class_probability=outcome.class_probability,
     )
 
 
@@ -156,11 +201,18 @@ def _resized(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
-def _write_scores(path: Path, records: list[ImageRecord], threshold: float) -> None:
+def _write_scores(path: Path, records: list[ImageRecord]) -> None:
+    """One row per image: its truth, and the engine's verdict, reason, and (with a heatmap
+    classifier) the class and its probability, exactly as the line would publish them."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["file", "class", "type", "score", "verdict"])
+        writer.writerow(
+            ["file", "class", "type", "score", "verdict", "reason", "predicted_class",
+             "class_probability"]
+        )  # fmt: skip
         for r in records:
+            probability = "" if r.class_probability is None else repr(r.class_probability)
             writer.writerow(
-                [r.file, r.cls, r.type, repr(r.score), "NOK" if r.score >= threshold else "OK"]
-            )
+                [r.file, r.cls, r.type, repr(r.score), r.verdict, r.reason,
+                 r.defect_class or "", probability]
+            )  # fmt: skip

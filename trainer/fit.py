@@ -27,6 +27,7 @@ from edge.bit_depth import stored_bits, to_full_scale
 from edge.bundle import write_manifest
 from edge.inspector import Inspector
 from edge.manifest import (
+    DAE_OUTPUTS,
     GoldenSample,
     InputSpec,
     Manifest,
@@ -200,7 +201,7 @@ def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
         version=config.version,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         input=spec,
-        model=ModelSpec(file=MODEL_FILE, opset=OPSET, input_name=INPUT_NAME),
+        model=ModelSpec(file=MODEL_FILE, opset=OPSET, input_name=INPUT_NAME, outputs=DAE_OUTPUTS),
         registration=registration,
         scoring=ScoringSpec(
             method=config.score_method,

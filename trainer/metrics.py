@@ -309,6 +309,10 @@ class ImageRecord:
     anomaly_map: np.ndarray  # float32 (H, W), the model's input resolution
     gt_mask: np.ndarray | None  # bool (H, W), None when the dataset has no mask for it
     image: np.ndarray  # float32 (H, W) or (H, W, 3) BGR in [0, 1], the model's input
+    verdict: str = ""  # the engine's verdict (OK | NOK | ERROR); "" when judged by score alone
+    reason: str = ""
+    defect_class: str | None = None  # the heatmap classifier's class, when it was asked
+    class_probability: float | None = None
 
 
 def _safe(fn: Callable[..., float], *args: Any, what: str, notes: list[str]) -> float | None:
@@ -446,6 +450,36 @@ def _best_f1(
     return {"threshold": threshold, "f1": f1}
 
 
+def verdict_summary(records: Sequence[ImageRecord]) -> dict[str, Any]:
+    """The engine's verdicts against the truth: per class and per type, how many parts were
+    passed (OK), rejected (NOK) or could not be judged (ERROR, rejected too), and the rates a
+    quality manager asks for first: good parts passed, nuisances passed, defects passed
+    (escaped defects). Rates are None for a class with no images."""
+
+    def tally(group: Sequence[ImageRecord]) -> dict[str, Any]:
+        counts = Counter(r.verdict for r in group)
+        row: dict[str, Any] = {"count": len(group)}
+        row.update({v: counts.get(v, 0) for v in ("OK", "NOK", "ERROR")})
+        row["passed"] = _ratio(counts.get("OK", 0), len(group))
+        reasons = Counter(r.reason for r in group if r.reason)
+        row["reasons"] = dict(sorted(reasons.items()))
+        return row
+
+    per_class = {
+        cls: tally([r for r in records if r.cls == cls]) for cls in (GOOD, DEFECT, NUISANCE)
+    }
+    per_type = {}
+    for (cls, typ), _ in sorted(Counter((r.cls, r.type) for r in records).items()):
+        per_type[typ] = {"class": cls, **tally([r for r in records if r.type == typ])}
+    return {
+        "per_class": per_class,
+        "per_type": per_type,
+        "good_pass_rate": per_class[GOOD]["passed"],
+        "nuisance_pass_rate": per_class[NUISANCE]["passed"],
+        "defect_escape_rate": per_class[DEFECT]["passed"],
+    }
+
+
 def evaluate_records(records: list[ImageRecord], threshold: float) -> dict[str, Any]:
     """Summarise an evaluation run as a JSON-serialisable dict (written as metrics.json).
 
@@ -473,5 +507,6 @@ def evaluate_records(records: list[ImageRecord], threshold: float) -> dict[str, 
         "per_type": _per_type(_group(records, DEFECT), goods, threshold, notes),
         "nuisance": _nuisance(_group(records, NUISANCE), goods, threshold, notes),
         "good_false_positive_rate": _flagged_fraction(goods, threshold),
+        "verdicts": verdict_summary(records) if all(r.verdict for r in records) else None,
         "notes": notes,
     }

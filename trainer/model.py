@@ -72,20 +72,35 @@ class DenoisingAutoencoder(nn.Module):
         self.head = nn.Conv2d(widths[0], config.in_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.reconstruct(x)[0]
+
+    @property
+    def feature_stride(self) -> int:
+        """Stride of the encoder activations `reconstruct` returns: after the second
+        downsampling stage (the last one of a shallower network)."""
+        return 2 ** min(2, self.config.depth)
+
+    def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction (N, C, H, W), the encoder's activations (N, Cf, ceil(H/s),
+        ceil(W/s)) at s = feature_stride: the heatmap classifier's CNN features)."""
         height, width = x.shape[-2:]
         stride = self.config.stride
         pad_h, pad_w = (-height) % stride, (-width) % stride
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         h = F.leaky_relu(self.stem(x), 0.1)
-        for stage in self.down:
+        features = h
+        for i, stage in enumerate(self.down):
             h = stage(h)
+            if 2 ** (i + 1) == self.feature_stride:
+                features = h
         h = self.expand(F.leaky_relu(self.squeeze(h), 0.1))
         h = F.leaky_relu(h, 0.1)
         for stage in self.up:
             h = stage(h)
         out = torch.sigmoid(self.head(h))
-        return out[..., :height, :width]
+        s = self.feature_stride
+        return out[..., :height, :width], features[..., : -(-height // s), : -(-width // s)]
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
@@ -182,14 +197,17 @@ class ScoringHead(nn.Module):
 
 
 class InspectionModel(nn.Module):
-    """What gets exported: image → (reconstruction, anomaly_map, score)."""
+    """What gets exported: image → (reconstruction, anomaly_map, score, features), the
+    manifest's DAE_OUTPUTS; features: the encoder's activations (DAE.reconstruct)."""
 
     def __init__(self, dae: DenoisingAutoencoder, head: ScoringHead) -> None:
         super().__init__()
         self.dae = dae
         self.head = head
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        reconstruction = self.dae(x)
+    def forward(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        reconstruction, features = self.dae.reconstruct(x)
         amap, score = self.head(x, reconstruction)
-        return reconstruction, amap, score
+        return reconstruction, amap, score, features

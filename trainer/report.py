@@ -193,6 +193,44 @@ def plot_histograms(path: Path, records: Sequence[ImageRecord], threshold: float
     return True
 
 
+_CURVE_COLOURS = {"hu": "tab:blue", "cnn": "tab:purple", "both": "black"}
+
+
+def plot_learning_curve(path: Path, curve: dict[str, Any]) -> bool:
+    """Nuisances passed and defects passed (escaped) against labelled images per type, one
+    line per feature set, mean ± std over the seeds (trainer.learning_curve's dict)."""
+    curves = curve.get("curves") or {}
+    if not curves:
+        return False
+    sizes = curve["sizes"]
+    fig = Figure(figsize=(11.5, 4.4), layout="constrained")
+    ax_pass, ax_escape = fig.subplots(1, 2)
+    panels = (
+        (ax_pass, "nuisance_pass", "nuisances passed (higher is better)"),
+        (ax_escape, "defect_escape", "defects passed: escaped (lower is better)"),
+    )
+    for ax, key, title in panels:
+        for name, lines in curves.items():
+            mean, std = np.array(lines[key]["mean"]), np.array(lines[key]["std"])
+            ax.errorbar(sizes, mean, yerr=std, marker="o", capsize=3, label=name,
+                        color=_CURVE_COLOURS.get(name))  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.set_xlabel("labelled images per type")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    ax_pass.legend(title="features", fontsize=8)
+    fig.suptitle(
+        f"classifier learning curve: {len(curve['seeds'])} seeds per point, "
+        f"{curve['test_images']} test images, pass probability {curve['pass_probability']:g}, "
+        f"OOD margin {curve['ood_margin']:g}",
+        fontsize=9,
+    )
+    _save(fig, path)
+    return True
+
+
 def _display_rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(to_bgr_uint8(image), cv2.COLOR_BGR2RGB)
 
@@ -262,12 +300,36 @@ _SECTIONS = (
 )
 
 
+# With a heatmap classifier: its mistakes, first (defects it passed above all).
+_CLASSIFIER_SECTIONS = (
+    (
+        "escaped",
+        "Defects passed (escaped)",
+        "Anomalous defects the classifier let through: the costliest mistake.",
+    ),
+    (
+        "nuisances_rejected",
+        "Nuisances rejected",
+        "Anomalous nuisances the classifier (or its out-of-distribution guard) rejected.",
+    ),
+)
+
+
 def select_cases(
     records: Sequence[ImageRecord], n: int = CASES_PER_SECTION
 ) -> dict[str, list[ImageRecord]]:
     goods = sorted((r for r in records if r.cls == GOOD), key=lambda r: r.score, reverse=True)
     defects = sorted((r for r in records if r.cls == DEFECT), key=lambda r: r.score)
-    return {"false_alarms": goods[:n], "misses": defects[:n], "best": defects[::-1][:n]}
+    escaped = [r for r in defects[::-1] if r.verdict == "OK" and r.defect_class is not None]
+    rejected = [
+        r for r in records
+        if r.cls == NUISANCE and r.verdict not in ("", "OK") and r.reason != "registration"
+    ]  # fmt: skip
+    rejected.sort(key=lambda r: r.class_probability or 0.0)
+    return {
+        "false_alarms": goods[:n], "misses": defects[:n], "best": defects[::-1][:n],
+        "escaped": escaped[:n], "nuisances_rejected": rejected[:n],
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,6 +457,57 @@ def _nuisance_html(metrics: dict[str, Any]) -> str:
     return _table(("nuisance type", "images", "flagged at threshold", "AUROC vs good"), rows)
 
 
+def _verdicts_html(metrics: dict[str, Any]) -> str:
+    verdicts = metrics.get("verdicts")
+    if not verdicts:
+        return "<p>No verdicts recorded.</p>"
+    headline = _table(
+        ("rate", "value"),
+        [
+            ("good parts passed", _fmt(verdicts["good_pass_rate"], "pct")),
+            ("nuisances passed", _fmt(verdicts["nuisance_pass_rate"], "pct")),
+            ("defects passed (escaped)", _fmt(verdicts["defect_escape_rate"], "pct")),
+        ],
+    )
+    rows = [
+        (
+            html.escape(f"{m['class']}: {typ}"),
+            str(m["count"]),
+            str(m["OK"]),
+            str(m["NOK"]),
+            str(m["ERROR"]),
+            _fmt(m["passed"], "pct"),
+            html.escape(", ".join(f"{k} {n}" for k, n in m["reasons"].items())),
+        )
+        for typ, m in sorted(verdicts["per_type"].items(), key=lambda kv: (kv[1]["class"], kv[0]))
+    ]
+    table = _table(("class: type", "images", "OK", "NOK", "ERROR", "passed", "reasons"), rows)
+    return headline + table
+
+
+def _with_classifier(metrics: dict[str, Any]) -> str:
+    return " with its heatmap classifier" if metrics.get("classifier") else ""
+
+
+def _classifier_html(metrics: dict[str, Any]) -> str:
+    spec = metrics.get("classifier")
+    if not spec:
+        return ""
+    training = spec["training"]
+    rows = [
+        ("features", html.escape(str(spec["features"]))),
+        ("pass probability (P(nuisance) &ge;)", _fmt(spec["pass_probability"])),
+        ("out-of-distribution margin", _fmt(spec["ood"]["margin"])),
+        ("labelled images used", html.escape(
+            ", ".join(f"{k} {n}" for k, n in training["images"].items()))),
+        ("defect / nuisance examples", f"{training['defects']} / {training['nuisances']}"),
+        ("temperature (calibration)", _fmt(training["temperature"])),
+        ("cross-validated: nuisances passed", _fmt(training["cv_nuisance_pass_rate"], "pct")),
+        ("cross-validated: defects passed", _fmt(training["cv_defect_escape_rate"], "pct")),
+    ]  # fmt: skip
+    return "<h2>Heatmap classifier</h2>" + _table(("setting", "value"), rows)
+
+
 def _figure_html(src: str, caption: str) -> str:
     return (
         f'<figure><img src="{html.escape(src)}" alt="{html.escape(caption)}">'
@@ -403,17 +516,25 @@ def _figure_html(src: str, caption: str) -> str:
 
 
 def _case_caption(record: ImageRecord, threshold: float) -> str:
-    verdict = "NOK" if record.score >= threshold else "OK"
-    return f"{record.file} | {record.cls}: {record.type} | score {record.score:.4g} ({verdict})"
+    verdict = record.verdict or ("NOK" if record.score >= threshold else "OK")
+    said = f"{verdict} {record.reason}".strip()
+    if record.defect_class is not None and record.class_probability is not None:
+        said += f", classified {record.defect_class} (p {record.class_probability:.2f})"
+    return f"{record.file} | {record.cls}: {record.type} | score {record.score:.4g} | {said}"
 
 
 def _cases_html(
-    fig_dir: Path, records: Sequence[ImageRecord], threshold: float, per_section: int
+    fig_dir: Path,
+    records: Sequence[ImageRecord],
+    threshold: float,
+    per_section: int,
+    classifier: bool,
 ) -> str:
     vmax = heatmap_scale(records)
     selected = select_cases(records, per_section)
     parts: list[str] = []
-    for key, heading, explain in _SECTIONS:
+    sections = (*_CLASSIFIER_SECTIONS, *_SECTIONS) if classifier else _SECTIONS
+    for key, heading, explain in sections:
         cases = selected[key]
         parts.append(f"<h3>{heading}</h3><p class='explain'>{explain}</p>")
         if not cases:
@@ -463,6 +584,15 @@ def write_report(
                 "figures/score_histograms.png", "Score distributions per class, threshold dashed"
             )
         )
+    curve = metrics.get("learning_curve")
+    if curve and plot_learning_curve(fig_dir / "learning_curve.png", curve):
+        figures.append(
+            _figure_html(
+                "figures/learning_curve.png",
+                "Classifier learning curve: nuisances passed and defects passed against labelled "
+                "images per type, per feature set (mean and spread over seeds)",
+            )
+        )
 
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
@@ -471,6 +601,11 @@ def write_report(
 <h1>{html.escape(title)}</h1>
 <p class="meta">{len(records)} images, threshold {threshold:.4g}, generated {created}</p>
 <h2>Summary</h2>{_summary_html(metrics)}
+<h2>Verdicts</h2>
+<p class="explain">What the line does with each part (good / defect / nuisance &rarr; OK /
+NOK), as the engine decides it{_with_classifier(metrics)}.</p>
+{_verdicts_html(metrics)}
+{_classifier_html(metrics)}
 <h2>Per defect type</h2>{_per_type_html(metrics)}
 <h2>Nuisances</h2>
 <p class="explain">Anomalous but acceptable parts, reported apart from defects.</p>
@@ -480,7 +615,7 @@ def write_report(
 <h2>Curves and distributions</h2>
 {"".join(figures) or "<p>Not enough classes for curves.</p>"}
 <h2>Cases to look at</h2>
-{_cases_html(fig_dir, records, threshold, cases_per_section)}
+{_cases_html(fig_dir, records, threshold, cases_per_section, bool(metrics.get("classifier")))}
 <h2>Raw metrics</h2>
 <details><summary>metrics as JSON</summary><pre>{html.escape(json.dumps(metrics, indent=2))}</pre>
 </details>

@@ -39,6 +39,7 @@ from trainer.synth_types import (
     DEFECT_TYPES,
     KINDS,
     LOCAL_NUISANCE_TYPES,
+    MIXED_TYPES,
     NUISANCE_TYPES,
     Pose,
     Sample,
@@ -52,6 +53,7 @@ __all__ = [
     "DEFECT_TYPES",
     "KINDS",
     "LOCAL_NUISANCE_TYPES",
+    "MIXED_TYPES",
     "NUISANCE_TYPES",
     "DatasetSummary",
     "PartGenerator",
@@ -168,12 +170,16 @@ class _Item:
         return f"{self.split}/{self.kind}/{self.name}.png"
 
 
-def plan_counts(count: int) -> dict[str, dict[str, int]]:
-    """Images per split and type for a dataset with ``count`` training images."""
+def plan_counts(count: int, test_per_type: int | None = None) -> dict[str, dict[str, int]]:
+    """Images per split and type for a dataset with ``count`` training images; the test split
+    has ``test_per_type`` images of each anomaly type (default: a tenth of ``count``, at least
+    4) and a quarter of ``count`` good ones (at least 8, at least ``test_per_type``)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be an int >= 1, got {count!r}")
-    per_anomaly = max(4, count // 10)
-    test = {"good": max(8, count // 4)}
+    if test_per_type is not None and (isinstance(test_per_type, bool) or test_per_type < 1):
+        raise ValueError(f"test_per_type must be an int >= 1, got {test_per_type!r}")
+    per_anomaly = max(4, count // 10) if test_per_type is None else test_per_type
+    test = {"good": max(8, count // 4, test_per_type or 0)}
     test.update({t: per_anomaly for t in (*DEFECT_TYPES, *NUISANCE_TYPES)})
     return {"train": {"good": count}, "test": test}
 
@@ -200,6 +206,7 @@ def write_dataset(
     seed: int,
     progress: bool = True,
     overwrite: bool = False,
+    test_per_type: int | None = None,
 ) -> DatasetSummary:
     """Render and write a dataset in the MVTec AD layout (see the module docstring).
 
@@ -207,7 +214,7 @@ def write_dataset(
     function writes); any other non-empty folder is refused unless ``overwrite``.
     """
     out = Path(out)
-    counts = plan_counts(count)
+    counts = plan_counts(count, test_per_type)
     seed = _check_seed(seed)
     _prepare(out, overwrite)
     gen = PartGenerator(config, seed)

@@ -257,42 +257,53 @@ def _local_mask(
 
 
 def dust(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
-    """A few tiny soft grey specks lying on the part."""
+    """One to three dark specks of grime the size and darkness of a dent's floor (the pits a
+    line must reject), lying on the part: soft-edged, unlit by the lamp (no bright rim, no
+    shaded wall), a little irregular."""
     cov_layer, lum_layer = canvas.overlay()
     specks = np.zeros_like(canvas.lum)
-    for _ in range(int(rng.integers(4, 12))):
-        x, y = _pick(part, rng, 1.0)
-        sigma = rng.uniform(0.5, 0.9) * part.k
-        where, dx, dy = _window(part, x, y, 3 * sigma + 1)
-        peak = rng.uniform(0.4, 0.65)
-        blob = peak * np.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma))
-        specks[where] = np.maximum(specks[where], blob)
-    grey = rng.uniform(0.3, 0.42)
+    for _ in range(int(rng.integers(1, 4))):
+        r = rng.uniform(3.0, 6.0) * part.k
+        x, y = _pick(part, rng, 1.2 * r + 1.0)
+        where, dx, dy = _window(part, x, y, 2.2 * r + 2)
+        # A squashed, slightly lumpy Gaussian: clumped fibres and soot, not a machined crater.
+        a = rng.uniform(0, math.pi)
+        u = (dx * math.cos(a) + dy * math.sin(a)) / rng.uniform(0.75, 1.0)
+        v = -dx * math.sin(a) + dy * math.cos(a)
+        lumps = 1.0 + 0.15 * rng.standard_normal(dx.shape).astype(np.float32)
+        blob = rng.uniform(0.55, 0.8) * np.exp(-(u * u + v * v) / (2 * (0.6 * r) ** 2)) * lumps
+        specks[where] = np.maximum(specks[where], np.clip(blob, 0.0, 1.0))
+    grey = rng.uniform(0.12, 0.24)
     _add_overlay(cov_layer, lum_layer, specks, grey)
     canvas.mask = to_mask(_overlay_change(canvas, part, specks, grey) > VISIBLE, _grow(part))
 
 
 def lint(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
-    """A thin curved fibre, faint, free to cross the part's edge."""
+    """A textile fibre as thin and long as a scratch, as contrasted, gently curved, lying on
+    the part and free to cross its edge."""
     cov_layer, lum_layer = canvas.overlay()
-    length = rng.uniform(0.2, 0.4) * _extent(part)
+    length = rng.uniform(0.15, 0.40) * _extent(part)
     x, y = _pick(part, rng, 2.0)
     a = rng.uniform(0, 2 * math.pi)
     d = np.array([math.cos(a), math.sin(a)]) * length / 3
-    ctrl = [np.array([x, y])]
-    for _ in range(3):
-        wiggle = rng.normal(0, 0.5, 2) * length / 3
-        ctrl.append(ctrl[-1] + d + wiggle)
+    ctrl = [np.array([x, y]) - 1.5 * d]
+    bend = rng.uniform(0.25, 0.6) * (1.0 if rng.random() < 0.5 else -1.0)
+    for i in range(3):  # drifts to one side, as a fibre lies, plus a small wobble
+        normal = np.array([-d[1], d[0]]) * (bend * (1 if i == 1 else 0.3))
+        ctrl.append(ctrl[-1] + d + normal + rng.normal(0, 0.08, 2) * length / 3)
     pts = bezier(np.array(ctrl), max(16, int(2 * length)))
-    fibre = line_coverage(canvas.lum.shape, pts, max(1, round(part.k))) * rng.uniform(0.4, 0.6)
-    shade = rng.uniform(0.68, 0.85) if rng.random() < 0.6 else rng.uniform(0.18, 0.28)
+    thickness = max(1, round(part.k * (1 if rng.random() < 0.6 else 2)))
+    fibre = line_coverage(canvas.lum.shape, pts, thickness) * rng.uniform(0.55, 0.85)
+    shade = rng.uniform(0.85, 0.97) if rng.random() < 0.55 else rng.uniform(0.1, 0.2)
     _add_overlay(cov_layer, lum_layer, fibre, shade)
     canvas.mask = to_mask(_overlay_change(canvas, part, fibre, shade) > VISIBLE, _grow(part))
 
 
 def _overlay_change(canvas: Canvas, part: PartModel, cov: np.ndarray, value: float) -> np.ndarray:
     """How much an overlay changes what is under it (the part, or the conveyor)."""
-    under = canvas.alpha * canvas.lum + (1.0 - canvas.alpha) * part.belt_level
+    # The conveyor under it lies in the part's shadow near the edge (synth_scene._composite).
+    belt = part.belt_level * (1.0 - canvas.shadow)
+    under = canvas.alpha * canvas.lum + (1.0 - canvas.alpha) * belt
     out: np.ndarray = cov * np.abs(value - under)
     return out
 
@@ -309,6 +320,13 @@ def oil_film(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
     """A large smooth faint stain: slightly darker, iridescent in colour."""
     radius = rng.uniform(0.12, 0.22) * _extent(part)
     x, y = _pick(part, rng, 0.3 * radius)
+    canvas.mask = _oil_film_at(canvas, part, rng, x, y, radius)
+
+
+def _oil_film_at(
+    canvas: Canvas, part: PartModel, rng: np.random.Generator, x: float, y: float, radius: float
+) -> np.ndarray:
+    """Paint a film centred near (x, y); its mask."""
     where, dx, dy = _window(part, x, y, 2.2 * radius)
     field = np.zeros(dx.shape, np.float32)
     for _ in range(int(rng.integers(2, 5))):  # a few overlapping smears
@@ -324,12 +342,45 @@ def oil_film(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
         rings = np.sqrt(dx * dx + dy * dy) / radius * rng.uniform(1.5, 3.0) * 2 * math.pi
         for ch in range(3):  # thin-film interference shifts hue with thickness
             tint[where][..., ch] *= 1.0 + 0.05 * film * np.cos(rings + ch * 2.1)
-    canvas.mask = _local_mask(canvas, where, darkening > VISIBLE, part)
+    return _local_mask(canvas, where, darkening > VISIBLE, part)
+
+
+def _brightness_gain(rng: np.random.Generator) -> float:
+    return 1.0 + (1.0 if rng.random() < 0.5 else -1.0) * rng.uniform(0.10, 0.20)
 
 
 def brightness(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
     """The whole frame 10-20 % brighter or darker (lamp ageing, exposure drift); no mask."""
-    canvas.gain = 1.0 + (1.0 if rng.random() < 0.5 else -1.0) * rng.uniform(0.10, 0.20)
+    canvas.gain = _brightness_gain(rng)
+
+
+# ------------------------------------------------------------------- defects under nuisances
+# A part with a defect and a nuisance is a defect: class "defect", the defect's mask.
+
+_SURFACE_DEFECTS = ("scratch", "dent", "crack")
+
+
+def _surface_defect(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
+    kind = _SURFACE_DEFECTS[int(rng.integers(len(_SURFACE_DEFECTS)))]
+    PAINTERS[kind](canvas, part, rng)
+
+
+def defect_under_oil(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
+    """A scratch, dent or crack with an oil film spread over it."""
+    _surface_defect(canvas, part, rng)
+    defect = canvas.mask
+    ys, xs = np.nonzero(defect)
+    radius = rng.uniform(0.12, 0.22) * _extent(part)
+    jitter = rng.normal(0, 0.2 * radius, 2)
+    _oil_film_at(canvas, part, rng, float(xs.mean() + jitter[0]), float(ys.mean() + jitter[1]),
+                 radius)  # fmt: skip
+    canvas.mask = defect
+
+
+def defect_with_brightness(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
+    """A scratch, dent or crack on a part lit 10-20 % brighter or darker than usual."""
+    _surface_defect(canvas, part, rng)
+    canvas.gain = _brightness_gain(rng)
 
 
 PAINTERS: dict[str, Painter] = {
@@ -343,4 +394,6 @@ PAINTERS: dict[str, Painter] = {
     "lint": lint,
     "oil_film": oil_film,
     "brightness": brightness,
+    "defect_under_oil": defect_under_oil,
+    "defect_with_brightness": defect_with_brightness,
 }

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFECT_TYPES = ("scratch", "dent", "crack", "missing_hole", "chipped_edge", "foreign_material")
+# A defect and a nuisance on one part: a defect (its class, and the defect's mask).
+MIXED_TYPES = ("defect_under_oil", "defect_with_brightness")
+DEFECT_TYPES = (
+    "scratch", "dent", "crack", "missing_hole", "chipped_edge", "foreign_material", *MIXED_TYPES,
+)  # fmt: skip
 NUISANCE_TYPES = ("dust", "lint", "oil_film", "brightness")
 # Nuisances that touch a local region and therefore get a ground-truth mask.
 LOCAL_NUISANCE_TYPES = ("dust", "lint", "oil_film")

@@ -190,7 +190,10 @@ def gpu_crop(template: Template, shots: list[Any], cpu: Registrar) -> dict[str, 
     def unused(n: int) -> ModelOutputs:
         raise AssertionError
 
-    target = DeviceInput(device, stream, device.empty((1, 1, h, w), np.float32, stream), 1, unused)
+    buffer = device.empty((1, 1, h, w), np.float32, stream)
+    target = DeviceInput(
+        device, stream, buffer, 1, unused, lambda n: device.download(buffer, stream)
+    )
     crop = DeviceCrop(target, template.ref, template.size, spec)
     diffs, ms = [], []
     for img, _ in shots:
@@ -276,7 +279,7 @@ def tensorrt(engine: Path | None, data: Path | None, work: Path) -> dict[str, An
     fast = Inspector(bundle, plan)
     fast.check_golden()
     ref = Inspector.open(engine)
-    paths = find_images([data / "test"])
+    paths = list(find_images([data / "test"]).files)
     got = [r for _, r in inspect_files(fast, paths) if isinstance(r, Inspection)]
     want = [r for _, r in inspect_files(ref, paths) if isinstance(r, Inspection)]
     pairs = list(zip(got, want, strict=True))

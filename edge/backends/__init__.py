@@ -17,7 +17,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from edge.backends.base import DeviceInput, InferenceBackend, ModelOutputs
+from edge.backends.base import DAE_GRAPH, DeviceInput, Graph, InferenceBackend, ModelOutputs
 from edge.config.engine import (
     AutoBackendConfig,
     BackendConfig,
@@ -32,22 +32,25 @@ log = logging.getLogger(__name__)
 BACKEND_KINDS = ("onnxruntime", "tensorrt", "auto")
 
 
-def create_backend(config: BackendConfig, model_file: Path) -> InferenceBackend:
-    """The backend the section asks for, loaded with the model file (ONNX).
+def create_backend(
+    config: BackendConfig, model_file: Path, graph: Graph = DAE_GRAPH
+) -> InferenceBackend:
+    """The backend the section asks for, loaded with the model file (ONNX) that `graph`
+    describes: the DAE, or the heatmap classifier (the same section runs both).
 
     BackendUnavailable when its runtime (or GPU) is missing; InferenceError when the model
     cannot be loaded or built."""
     if isinstance(config, OnnxRuntimeBackendConfig):
-        return _onnxruntime(config, model_file)
+        return _onnxruntime(config, model_file, graph)
     if isinstance(config, AutoBackendConfig):
         why_not = tensorrt_unusable()
         if why_not is None:
-            backend = _tensorrt(config.tensorrt, model_file)
+            backend = _tensorrt(config.tensorrt, model_file, graph)
             log.info("engine.backend auto: %s", backend)
             return backend
         log.info("engine.backend auto: ONNX Runtime on the CPU (no TensorRT here: %s)", why_not)
-        return _onnxruntime(config.onnxruntime, model_file)
-    return _tensorrt(config, model_file)
+        return _onnxruntime(config.onnxruntime, model_file, graph)
+    return _tensorrt(config, model_file, graph)
 
 
 def tensorrt_unusable() -> str | None:
@@ -76,13 +79,13 @@ def missing_runtime(config: BackendConfig) -> str | None:
     return None
 
 
-def _onnxruntime(config: OnnxRuntimeSettings, model_file: Path) -> InferenceBackend:
+def _onnxruntime(config: OnnxRuntimeSettings, model_file: Path, graph: Graph) -> InferenceBackend:
     from edge.backends.onnxruntime import OnnxRuntimeBackend
 
-    return OnnxRuntimeBackend(model_file, config)
+    return OnnxRuntimeBackend(model_file, config, graph)
 
 
-def _tensorrt(config: TensorRtSettings, model_file: Path) -> InferenceBackend:
+def _tensorrt(config: TensorRtSettings, model_file: Path, graph: Graph) -> InferenceBackend:
     from edge.backends.tensorrt import TensorRtBackend, import_tensorrt
     from edge.gpu.device import CudaDevice, GpuUnavailable
 
@@ -91,13 +94,15 @@ def _tensorrt(config: TensorRtSettings, model_file: Path) -> InferenceBackend:
         device = CudaDevice.open()
     except GpuUnavailable as exc:
         raise BackendUnavailable(f"TensorRT needs a CUDA GPU: {exc}") from exc
-    return TensorRtBackend(model_file, config, device=device)
+    return TensorRtBackend(model_file, config, device=device, graph=graph)
 
 
 __all__ = [
     "BACKEND_KINDS",
+    "DAE_GRAPH",
     "BackendUnavailable",
     "DeviceInput",
+    "Graph",
     "InferenceBackend",
     "ModelOutputs",
     "create_backend",

@@ -8,24 +8,31 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.backends.base import DeviceInput, InferenceBackend, ModelOutputs
+from edge.backends.base import DAE_GRAPH, DeviceInput, Graph, InferenceBackend, ModelOutputs
 from edge.config.engine import OnnxRuntimeSettings
 from edge.errors import BackendUnavailable, InferenceError
-from edge.manifest import MODEL_OUTPUTS
 
 log = logging.getLogger(__name__)
 
 
 class OnnxRuntimeBackend:
     """ONNX Runtime on the CPU, configured by its section (default: ONNX Runtime's own
-    threading). BackendUnavailable when onnxruntime is not installed."""
+    threading), running `graph` (default: the DAE as the trainer exports it).
+    BackendUnavailable when onnxruntime is not installed; InferenceError when the file cannot
+    be loaded or its outputs are not the graph's."""
 
     name = "onnxruntime"
     precision = "fp32"
     golden_rtol = 0.0  # the reference: the golden scores were computed with it
 
-    def __init__(self, model_file: Path, config: OnnxRuntimeSettings | None = None) -> None:
+    def __init__(
+        self,
+        model_file: Path,
+        config: OnnxRuntimeSettings | None = None,
+        graph: Graph = DAE_GRAPH,
+    ) -> None:
         settings = config or OnnxRuntimeSettings()
+        self.graph = graph
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -44,16 +51,20 @@ class OnnxRuntimeBackend:
             raise InferenceError(f"{model_file}: ONNX Runtime cannot load it ({exc})") from exc
         inputs = self._session.get_inputs()
         outputs = [o.name for o in self._session.get_outputs()]
-        if len(inputs) != 1 or tuple(outputs) != MODEL_OUTPUTS:
-            raise InferenceError(f"{model_file}: expected 1 input and outputs {MODEL_OUTPUTS}")
+        if len(inputs) != 1 or sorted(outputs) != sorted(graph.outputs):
+            raise InferenceError(
+                f"{model_file}: has {len(inputs)} input(s) and outputs {outputs}, expected 1 "
+                f"input and outputs {list(graph.outputs)}"
+            )
         self._input = inputs[0].name
 
     def run(self, batch: np.ndarray) -> ModelOutputs:
+        fetch = list(self.graph.fetch)
         try:
-            recon, amap, score = self._session.run(None, {self._input: batch})
+            arrays = self._session.run(fetch, {self._input: batch})
         except Exception as exc:
             raise InferenceError(f"ONNX Runtime failed: {exc}") from exc
-        return ModelOutputs(reconstruction=recon, anomaly_map=amap, score=score)
+        return ModelOutputs(dict(zip(fetch, arrays, strict=True)))
 
     def device_input(self) -> DeviceInput | None:
         return None  # runs from host memory

@@ -1,5 +1,6 @@
 """`partsight engine build --engine DIR [--config FILE]`: build and cache an engine's TensorRT
-plan ahead of time, so the first part after a restart is not judged 40 s late.
+plans (the DAE's, and its heatmap classifier's if it has one) ahead of time, so the first part
+after a restart is not judged 40 s late.
 
 The plan is built exactly as the daemon would build it (the same section of the configuration
 when --config is given: the same cache folder, precision policy and batch profile; otherwise
@@ -31,7 +32,8 @@ def build_plan_main(engine: Path, config_file: Path | None = None) -> int:
     from edge.backends.tensorrt import TensorRtBackend, import_tensorrt
     from edge.bundle import load_bundle
     from edge.gpu.device import CudaDevice
-    from edge.inspector import Inspector
+    from edge.inspector import Inspector, model_graph
+    from edge.stages.classify import CLASSIFIER_GRAPH
 
     started = time.perf_counter()
     settings: TensorRtSettings
@@ -53,20 +55,35 @@ def build_plan_main(engine: Path, config_file: Path | None = None) -> int:
     import_tensorrt()
     device = CudaDevice.open()
     bundle = load_bundle(engine)
-    model_file = bundle.path(bundle.manifest.model.file)
+    manifest = bundle.manifest
+    spec = manifest.classifier
     with _ticking(started):
-        plan = TensorRtBackend(model_file, settings, device=device, progress=_progress)
-        inspector = Inspector(bundle, plan, None, registration_device, min_confidence)
+        plan = TensorRtBackend(bundle.path(manifest.model.file), settings, device=device,
+                               progress=_progress, graph=model_graph(manifest))  # fmt: skip
+        classifier = None if spec is None else TensorRtBackend(
+            bundle.path(spec.file), settings, device=device, progress=_progress,
+            graph=CLASSIFIER_GRAPH,
+        )  # fmt: skip
+        inspector = Inspector(bundle, plan, None, registration_device, min_confidence,
+                              classifier_backend=classifier)  # fmt: skip
         inspector.check_golden()
-    final = inspector.backend
-    assert isinstance(final, TensorRtBackend)
-    how = (
-        "found in the cache" if final.build_seconds is None else
-        f"built in {final.build_seconds:.1f} s"
-    )  # fmt: skip
-    print(f"{engine}: {final.precision} TensorRT plan {final.plan_path} {how}; golden samples "
-          f"pass; {time.perf_counter() - started:.1f} s in all")  # fmt: skip
+    described = [_described(inspector.backend)]
+    if inspector.classifier is not None:
+        described.append(f"classifier {_described(inspector.classifier.backend)}")
+    print(f"{engine}: {', '.join(described)}; golden samples pass; "
+          f"{time.perf_counter() - started:.1f} s in all")  # fmt: skip
     return EXIT_OK
+
+
+def _described(plan: object) -> str:
+    from edge.backends.tensorrt import TensorRtBackend
+
+    assert isinstance(plan, TensorRtBackend)
+    how = (
+        "found in the cache" if plan.build_seconds is None else
+        f"built in {plan.build_seconds:.1f} s"
+    )  # fmt: skip
+    return f"{plan.precision} TensorRT plan {plan.plan_path} {how}"
 
 
 def _progress(line: str) -> None:

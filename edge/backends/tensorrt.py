@@ -20,9 +20,13 @@ Memory. Input and output buffers are Numba device arrays (``edge.gpu.device``: t
 binding of the GPU path, and why it is Numba), allocated once for max_batch and bound with
 ``set_tensor_address`` once; everything runs on the backend's own CUDA stream. One backend per
 inspection worker, hence one stream per worker. ``run`` copies a host batch in (H2D) and the
-score and anomaly map out (D2H); the reconstruction never leaves the device (nothing on the
-line reads it). ``device_input`` exposes the input buffer so that a GPU stage (the registered
-crop, ``edge.gpu.crop``) writes the model input there directly and no host copy of it exists.
+outputs the graph fetches out (D2H: the score and anomaly map, and the encoder's activations
+when the heatmap classifier pools them); the reconstruction never leaves the device (nothing on
+the line reads it). The heatmap classifier's graph (features in, probability and distance
+out) runs on a backend of its own, built and cached the same way. ``device_input`` exposes
+the input buffer so that a GPU stage (the registered crop, ``edge.gpu.crop``) writes the model
+input there directly and no host copy of it exists (``read`` copies rows back when a later
+stage needs them).
 """
 
 from __future__ import annotations
@@ -35,12 +39,18 @@ from typing import Any
 
 import numpy as np
 
-from edge.backends.base import DeviceInput, InferenceBackend, ModelOutputs
+from edge.backends.base import (
+    DAE_GRAPH,
+    DeviceInput,
+    Graph,
+    InferenceBackend,
+    ModelOutputs,
+    concatenate,
+)
 from edge.backends.plan_cache import PlanCache, PlanKey, file_sha256
 from edge.config.engine import TensorRtSettings
 from edge.errors import BackendUnavailable, InferenceError
 from edge.gpu.device import CudaDevice
-from edge.manifest import MODEL_OUTPUTS
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +77,8 @@ def has_fast_fp16(compute_capability: tuple[int, int]) -> bool:
 
 
 class TensorRtBackend:
-    """The bundle's model as a TensorRT plan on ``device``.
+    """A model of the bundle (``graph``: the DAE by default, or the heatmap classifier) as a
+    TensorRT plan on ``device``.
 
     ``precision``: None chooses (FP16 when allowed, fast, and not rejected before; else FP32).
     ``progress`` receives one line per build phase (``partsight engine build`` prints them).
@@ -85,8 +96,10 @@ class TensorRtBackend:
         device: CudaDevice,
         precision: str | None = None,
         progress: Callable[[str], None] | None = None,
+        graph: Graph = DAE_GRAPH,
     ) -> None:
         self._trt = trt = import_tensorrt()
+        self.graph = graph
         self.model_file = model_file
         self.config = config
         self.device = device
@@ -194,10 +207,10 @@ class TensorRtBackend:
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or sorted(outputs) != sorted(MODEL_OUTPUTS):
+        if len(inputs) != 1 or sorted(outputs) != sorted(self.graph.outputs):
             raise InferenceError(
                 f"{self.model_file}: the plan has inputs {inputs} and outputs {outputs}, "
-                f"expected 1 input and {list(MODEL_OUTPUTS)}"
+                f"expected 1 input and {list(self.graph.outputs)}"
             )
         for name in names:
             if engine.get_tensor_dtype(name) != trt.DataType.FLOAT:
@@ -225,26 +238,32 @@ class TensorRtBackend:
             raise InferenceError(f"TensorRT refused the input shape {(n, *self._chw)}")
         if not _call(self._context.execute_async_v3, self.device.stream_handle(self.stream)):
             raise InferenceError("TensorRT execute_async_v3 failed (see log)")
-        score = self.device.download(self._buffers["score"][:n], self.stream)
-        amap = self.device.download(self._buffers["anomaly_map"][:n], self.stream)
+        arrays = {
+            name: self.device.download(self._buffers[name][:n], self.stream)
+            for name in self.graph.fetch
+        }
         self.device.synchronize(self.stream)
-        return ModelOutputs(reconstruction=None, anomaly_map=amap, score=score)
+        return ModelOutputs(arrays)
+
+    def _read(self, n: int) -> np.ndarray:
+        """Rows 0..n-1 of the input buffer, on the host."""
+        rows = self.device.download(self._buffers[self._input][:n], self.stream)
+        self.device.synchronize(self.stream)
+        return rows
 
     def run(self, batch: np.ndarray) -> ModelOutputs:
-        if batch.ndim != 4 or tuple(batch.shape[1:]) != self._chw or batch.dtype != np.float32:
+        if tuple(batch.shape[1:]) != self._chw or batch.dtype != np.float32:
             raise InferenceError(
                 f"batch {batch.shape} {batch.dtype}: expected (N, {', '.join(map(str, self._chw))})"
                 " float32"
             )
-        scores, maps = [], []
+        chunks = []
         rows = self._buffers[self._input]
         for start in range(0, len(batch), self.config.max_batch):
             chunk = batch[start : start + self.config.max_batch]
             self.device.upload(chunk, self.stream, out=rows[: len(chunk)])
-            out = self._execute(len(chunk))
-            scores.append(out.score)
-            maps.append(out.anomaly_map)
-        return ModelOutputs(None, np.concatenate(maps), np.concatenate(scores))
+            chunks.append(self._execute(len(chunk)))
+        return concatenate(chunks)
 
     def device_input(self) -> DeviceInput | None:
         return DeviceInput(
@@ -253,6 +272,7 @@ class TensorRtBackend:
             buffer=self._buffers[self._input],
             max_batch=self.config.max_batch,
             run=self._execute,
+            read=self._read,
         )
 
     def at_fp32(self, why: str) -> InferenceBackend | None:
@@ -261,7 +281,7 @@ class TensorRtBackend:
         self.cache.reject_fp16(self.key, why)
         return TensorRtBackend(
             self.model_file, self.config, device=self.device, precision="fp32",
-            progress=self._progress,
+            progress=self._progress, graph=self.graph,
         )  # fmt: skip
 
 

@@ -112,6 +112,23 @@ class EngineConfig(StrictModel):
         description="override the bundle's score threshold (score >= threshold is NOK), only "
         "with path; omitted: the bundle's own",
     )
+    pass_probability: float | None = Field(
+        None,
+        gt=0.5,
+        le=1.0,
+        description="override the heatmap classifier's pass probability: an anomalous part is "
+        "passed (OK, reason nuisance) when P(nuisance) >= this; omitted: the bundle's own. "
+        "Only for an engine with a classifier (the daemon refuses to start otherwise)",
+    )
+    ood_margin: float | None = Field(
+        None,
+        ge=1.0,
+        allow_inf_nan=False,
+        description="override the classifier's out-of-distribution margin: an anomaly beyond "
+        "this multiple of the largest score, region area or feature distance its labelled "
+        "nuisances showed is never passed; omitted: the bundle's own. Only for an engine with "
+        "a classifier",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> EngineConfig:

@@ -18,6 +18,7 @@ class Snapshot:
     parts: int  # verdicts settled
     verdicts: dict[str, int]  # OK / NOK / ERROR
     reasons: dict[str, int]  # per reason, rejected parts only
+    passed: dict[str, int]  # per reason, parts passed with one: "nuisance"
     overload: int  # parts dropped because the pipeline was full (also in reasons)
     late_verdicts: int  # inspection verdicts that came after the part's deadline verdict
     heartbeats: int
@@ -33,6 +34,7 @@ class Snapshot:
             "parts": self.parts,
             "verdicts": dict(self.verdicts),
             "reasons": dict(self.reasons),
+            "passed": dict(self.passed),
             "overload": self.overload,
             "late_verdicts": self.late_verdicts,
             "heartbeats": self.heartbeats,
@@ -55,6 +57,7 @@ class PipelineCounters:
         self._started = time.monotonic()
         self._verdicts: Counter[str] = Counter({v: 0 for v in VERDICTS})
         self._reasons: Counter[str] = Counter()
+        self._passed: Counter[str] = Counter()
         self._late = 0
         self._heartbeats = 0
         self._publish_failures = 0
@@ -66,6 +69,8 @@ class PipelineCounters:
             self._verdicts[verdict.verdict] += 1
             if verdict.rejected:
                 self._reasons[verdict.reason] += 1
+            elif verdict.reason:
+                self._passed[verdict.reason] += 1
             self._latency.append(verdict.total_ms)
             self._stages.append(dict(verdict.latency_ms))
 
@@ -97,6 +102,7 @@ class PipelineCounters:
                 parts=sum(self._verdicts.values()),
                 verdicts=dict(self._verdicts),
                 reasons=dict(self._reasons),
+                passed=dict(self._passed),
                 overload=self._reasons.get("overload", 0),
                 late_verdicts=self._late,
                 heartbeats=self._heartbeats,

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from edge.daemon.verdict import (
-    ANOMALY,
-    NOK,
-    OK,
-    CameraInfo,
-    EngineInfo,
-    Verdict,
-    finite_or_none,
-)
-
-_CLASSES = ("defect", "nuisance")
+from edge.daemon.verdict import CameraInfo, EngineInfo, Verdict, finite_or_none
+from edge.inspection import Inspection
 
 
 def with_total(latency: Mapping[str, float], trigger_ns: int, verdict_ns: int) -> dict[str, float]:
@@ -65,7 +55,7 @@ def judged(
     part_id: int,
     trigger_ns: int,
     trigger_wall: float,
-    inspection: Any,
+    inspection: Inspection,
     now_ns: int,
     now_wall: float,
     latency: Mapping[str, float],
@@ -73,36 +63,25 @@ def judged(
     engine: EngineInfo | None,
     source: str | None,
 ) -> Verdict:
-    """The engine's verdict on a part (edge.inspector.Inspection)."""
-    verdict = NOK if inspection.verdict != OK else OK
-    reason = str(inspection.reason or "") if verdict == NOK else ""
-    defect_class = getattr(inspection, "defect_class", None)
+    """The engine's verdict on a part, as the engine decided it (edge.stages.decide)."""
     return Verdict(
         part_id=part_id,
-        verdict=verdict,
-        reason=reason or (ANOMALY if verdict == NOK else ""),
+        verdict=inspection.verdict,
+        reason=inspection.reason,
         trigger_ns=trigger_ns,
         trigger_wall=trigger_wall,
         verdict_ns=now_ns,
         verdict_wall=now_wall,
-        score=_float(inspection.score),
-        threshold=_float(inspection.threshold),
-        regions=tuple(inspection.regions or ()),
+        score=finite_or_none(inspection.score),
+        threshold=finite_or_none(inspection.threshold),
+        regions=tuple(inspection.regions),
         latency_ms=with_total(latency, trigger_ns, now_ns),
         camera=camera,
         engine=engine,
-        defect_class=defect_class if defect_class in _CLASSES else None,
-        class_probability=_float(getattr(inspection, "class_probability", None)),
-        confidence=_float(getattr(inspection, "confidence", None)),
-        pose=getattr(inspection, "pose", None),
+        defect_class=inspection.defect_class,
+        class_probability=finite_or_none(inspection.class_probability),
+        confidence=finite_or_none(inspection.confidence),
+        pose=inspection.pose,
         source=source,
+        detail=inspection.detail,
     )
-
-
-def _float(value: object) -> float | None:
-    if value is None:
-        return None
-    try:
-        return finite_or_none(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from edge.store import EngineRef, EngineStore, StoreError, TrustedKeys, check_fo
 if TYPE_CHECKING:
     from edge.backends import InferenceBackend
     from edge.bundle import Bundle
+    from edge.inspection import Inspection
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ class PartInspector(Protocol):
     backend: InferenceBackend
     threshold: float
 
-    def inspect(self, image: np.ndarray, source: str = ..., bit_depth: int | None = ...) -> Any: ...
+    def inspect(
+        self, image: np.ndarray, source: str = ..., bit_depth: int | None = ...
+    ) -> Inspection: ...
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ says, or why it could not say anything, into the part's verdict:
 - a part already past its deadline when it comes off the queue is not inspected: NOK "timeout";
 - ImageError (a frame the engine cannot take): NOK "image";
 - InferenceError (the backend failed): ERROR "inference";
+- the engine's own ERROR (its heatmap classifier could not judge the part): ERROR "classifier";
 - a verdict ready after the deadline is not passed late: NOK "timeout" (its score is kept).
 """
 
@@ -108,7 +109,7 @@ class InspectionWorker(Worker):
             log.error("part %d: cannot be judged: %s", part.part_id, exc)
             return self._reject(part, ERROR, INFERENCE, str(exc), latency, engine=engine)
         done = self.clock.monotonic_ns()
-        latency.update(_stages(getattr(inspection, "latency_ms", None)))
+        latency.update(inspection.latency_ms)
         latency["inspect"] = (done - started) / 1e6
         if done > part.deadline_ns:
             return self._reject(
@@ -118,8 +119,8 @@ class InspectionWorker(Worker):
                 f"verdict ready {(done - part.deadline_ns) / 1e6:.1f} ms after the deadline",
                 latency,
                 engine=engine,
-                score=getattr(inspection, "score", None),
-                threshold=getattr(inspection, "threshold", None),
+                score=inspection.score,
+                threshold=inspection.threshold,
             )
         return judged(
             part_id=part.part_id,
@@ -162,10 +163,3 @@ class InspectionWorker(Worker):
             score=score,
             threshold=threshold,
         )
-
-
-def _stages(latency: object) -> dict[str, float]:
-    """The engine's own per-stage latencies (register, preprocess, inference, ...)."""
-    if not isinstance(latency, Mapping):
-        return {}
-    return {str(k): float(v) for k, v in latency.items() if isinstance(v, (int, float))}

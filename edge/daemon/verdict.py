@@ -13,7 +13,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from edge.regions import Region
+from edge.stages.decide import (
+    ANOMALY,  # scored at or above the threshold (and classified a defect, with a classifier)
+    CLASSIFIER,  # ERROR: the heatmap classifier could not judge an anomalous part
+    ERROR,
+    NOK,
+    NUISANCE,  # OK: an anomaly the heatmap classifier passed as harmless
+    OK,
+    OOD,  # an anomaly unlike every nuisance the classifier learnt: never passed
+    DefectClass,
+)
 from hw.frame import Grab
+
+__all__ = [
+    "ANOMALY", "CAMERA", "CLASSIFIER", "ERROR", "IMAGE", "INFERENCE", "NOK", "NUISANCE", "OK",
+    "OOD", "OVERLOAD", "REGISTRATION", "TIMEOUT", "VERDICTS", "CameraInfo", "EngineInfo",
+    "Verdict", "finite_or_none",
+]  # fmt: skip
 
 if TYPE_CHECKING:  # annotations only: no Numba or OpenCV import for a verdict
     from edge.backends import InferenceBackend
@@ -21,11 +37,10 @@ if TYPE_CHECKING:  # annotations only: no Numba or OpenCV import for a verdict
     from edge.monitor.frame_stats import FrameStats
     from edge.registration.pose import Pose
 
-OK, NOK, ERROR = "OK", "NOK", "ERROR"
 VERDICTS = (OK, NOK, ERROR)
 
-# Reasons (result.schema.json lists them for consumers).
-ANOMALY = "anomaly"  # scored at or above the threshold
+# Reasons (result.schema.json lists them for consumers): ANOMALY, NUISANCE, OOD, CLASSIFIER
+# above, and
 REGISTRATION = "registration"  # the part could not be aligned to the template
 CAMERA = "camera"  # no usable frame: failed buffer, timeout, camera gone
 IMAGE = "image"  # a frame the engine cannot take (wrong size, channels, pixel type)
@@ -87,7 +102,7 @@ class Verdict:
     latency_ms: Mapping[str, float] = field(default_factory=dict)
     camera: CameraInfo | None = None
     engine: EngineInfo | None = None
-    defect_class: str | None = None  # the heatmap classifier's "defect" / "nuisance"
+    defect_class: DefectClass | None = None  # the heatmap classifier's class
     class_probability: float | None = None
     confidence: float | None = None  # registration confidence, when the engine registers
     pose: Pose | None = None  # where registration found the part (frame pixels, degrees)

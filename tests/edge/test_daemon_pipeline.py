@@ -8,6 +8,7 @@ Where a test needs an engine that is slow, stuck or failing, it wraps the real i
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import shutil
@@ -25,9 +26,10 @@ from edge.bundle import sha256_file
 from edge.config import Config, check_config_main, load_config
 from edge.daemon import Daemon
 from edge.daemon.main import run_main
-from edge.errors import InferenceError
+from edge.errors import BundleError, InferenceError
 from edge.inspector import Inspector
 from edge.mqtt import RESULT_SCHEMA_PATH, MqttPublisher, Outbox
+from tests.conftest import TINY_DEFECT, TINY_NUISANCE
 from tests.huge_images import write_huge_png
 from tests.mqtt_config import mqtt_config, station
 from trainer.demo_line import emulated_camera, free_port, station_config, write_config
@@ -486,6 +488,51 @@ def said_on_stderr(capsys: Any) -> list[str]:
     """The daemon's own start-up error lines (the rest of stderr is its log)."""
     err: str = capsys.readouterr().err
     return [line for line in err.splitlines() if line.startswith("partsight: cannot start:")]
+
+
+def test_nuisances_are_passed_counted_and_published_with_their_class(
+    tmp_path: Path,
+    tiny_classified: tuple[Path, str],
+    tiny_test_set: Path,
+    results: Results,
+    validator: Any,
+) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    kinds = [TINY_NUISANCE] * 3 + [TINY_DEFECT] * 3
+    for i, kind in enumerate(kinds):
+        shutil.copy(tiny_test_set / "test" / kind / f"{i % 3:03d}.png", frames / f"{i:03d}.png")
+    cfg = config(tmp_path, tiny_classified[0], frames)
+    daemon = Daemon(cfg, publisher=results.publisher)  # the engine is opened from the config
+    assert run(daemon) == 0
+    payloads = results.payloads()
+    check_one_verdict_each_in_order(payloads, validator)
+    said = [(p["verdict"], p["reason"], p["class"]) for p in payloads]
+    assert said[:3] == [("OK", "nuisance", "nuisance")] * 3
+    # A defect is rejected by the MLP ("anomaly") or, far beyond every labelled nuisance, by
+    # the out-of-distribution guard ("ood"); either way NOK, class defect.
+    assert all(v == "NOK" and r in ("anomaly", "ood") and c == "defect" for v, r, c in said[3:])
+    assert all(0.9 <= p["class_probability"] <= 1.0 for p in payloads[:3])
+    assert all("classify" in p["latency_ms"] for p in payloads)
+    snapshot = daemon.counters.snapshot()
+    assert snapshot.passed == {"nuisance": 3}
+    assert snapshot.reasons == collections.Counter(r for _, r, _ in said[3:])
+
+
+def test_classifier_overrides_on_an_engine_without_one_stop_the_start(
+    tmp_path: Path, tiny_engine: FitResult, tiny_dataset: Path
+) -> None:
+    frames_from(tiny_dataset, tmp_path / "frames", 1)
+    data = station_config(
+        state_dir=tmp_path / "state",
+        engine=tiny_engine.engine,
+        camera={"kind": "replay", "folder": str(tmp_path / "frames")},
+    )
+    data["engine"]["pass_probability"] = 0.95
+    cfg = load_config(write_config(tmp_path / "partsight.toml", data))
+    assert cfg.engine.pass_probability == 0.95
+    with pytest.raises(BundleError, match="pass_probability/ood_margin are set, but the engine"):
+        Daemon(cfg, publisher=None)
 
 
 @pytest.mark.usefixtures("restore_logging")

@@ -51,7 +51,12 @@ def _target(device: CudaDevice, spec: InputSpec, rows: int = 3) -> DeviceInput:
     def unused(n: int) -> ModelOutputs:
         raise AssertionError("the crop never runs the model")
 
-    return DeviceInput(device=device, stream=stream, buffer=buffer, max_batch=rows, run=unused)
+    def read(n: int) -> np.ndarray:
+        return device.download(buffer[:n], stream)
+
+    return DeviceInput(
+        device=device, stream=stream, buffer=buffer, max_batch=rows, run=unused, read=read
+    )
 
 
 def _spec(channels: int, size: tuple[int, int]) -> InputSpec:

@@ -14,6 +14,7 @@ from edge.registration.pose import template_to_frame
 from trainer.synth import (
     DEFECT_TYPES,
     LOCAL_NUISANCE_TYPES,
+    MIXED_TYPES,
     NUISANCE_TYPES,
     PartGenerator,
     Pose,
@@ -180,7 +181,10 @@ def test_defect_masks_are_on_the_part(gen: PartGenerator, kind: str) -> None:
         assert (m & near_part).sum() >= 0.95 * m.sum()
 
 
-@pytest.mark.parametrize("kind", (*DEFECT_TYPES, *LOCAL_NUISANCE_TYPES))
+SINGLE_DEFECTS = tuple(k for k in DEFECT_TYPES if k not in MIXED_TYPES)
+
+
+@pytest.mark.parametrize("kind", (*SINGLE_DEFECTS, *LOCAL_NUISANCE_TYPES))
 def test_mask_covers_exactly_the_altered_pixels(gen: PartGenerator, kind: str) -> None:
     for seed in range(5):
         good, bad, mask = _pair(gen, kind, seed)
@@ -194,6 +198,54 @@ def test_mask_covers_exactly_the_altered_pixels(gen: PartGenerator, kind: str) -
         # The mask is the change grown by about a pixel, not a loose box around it.
         assert changed[inside].sum() >= 0.2 * inside.sum(), (kind, seed)
         assert changed[core].any()
+
+
+def test_a_defect_under_a_nuisance_is_a_defect_with_the_defect_s_mask(gen: PartGenerator) -> None:
+    for seed in range(5):
+        good, oily, mask = _pair(gen, "defect_under_oil", seed)
+        inside = mask > 0
+        assert gen.render("defect_under_oil", np.random.default_rng(seed)).cls == "defect"
+        assert 6 <= inside.sum() < 0.08 * inside.size
+        film = (np.abs(oily - good) > round(VISIBLE * 255) + 1) & ~inside
+        assert film.sum() > inside.sum(), seed  # the film spreads beyond the defect ...
+        ys, xs = np.nonzero(inside)
+        fy, fx = np.nonzero(film)
+        reach = np.hypot(fx[:, None] - xs[None, :], fy[:, None] - ys[None, :]).min(axis=1)
+        assert np.median(reach) < 0.25 * SIZE[0], seed  # ... around it: over the defect
+        good, lit, mask = _pair(gen, "defect_with_brightness", seed)
+        outside = mask == 0
+        assert abs(lit[outside].mean() / good[outside].mean() - 1.0) > 0.07, seed
+        assert 6 <= (mask > 0).sum() < 0.08 * mask.size
+
+
+def _drop(gen: PartGenerator, kind: str, seeds: range) -> float:
+    """Median over seeds of the largest darkening inside the anomaly's mask, grey levels."""
+    drops = []
+    for seed in seeds:
+        good, bad, mask = _pair(gen, kind, seed)
+        drops.append(float((good - bad)[mask > 0].max()))
+    return float(np.median(drops))
+
+
+def _extent(gen: PartGenerator, kind: str, seeds: range) -> tuple[float, float]:
+    """Median mask area and median length (longest side of its rotated box), pixels."""
+    areas, lengths = [], []
+    for seed in seeds:
+        mask = gen.render(kind, np.random.default_rng(seed)).mask
+        areas.append(float((mask > 0).sum()))
+        points = cv2.findNonZero(mask)
+        lengths.append(max(cv2.minAreaRect(points)[1]))
+    return float(np.median(areas)), float(np.median(lengths))
+
+
+def test_the_nuisances_are_as_confusable_as_the_defects_they_resemble(gen: PartGenerator) -> None:
+    seeds = range(12)
+    # Dust specks as dark as a dent's floor; lint as thin and long as a scratch.
+    assert 0.6 < _drop(gen, "dust", seeds) / _drop(gen, "dent", seeds) < 1.6
+    lint_area, lint_length = _extent(gen, "lint", seeds)
+    scratch_area, scratch_length = _extent(gen, "scratch", seeds)
+    assert 0.6 < lint_length / scratch_length < 1.6
+    assert 0.5 < lint_area / scratch_area < 2.0
 
 
 def test_geometric_defects_change_the_silhouette(gen: PartGenerator) -> None:

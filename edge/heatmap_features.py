@@ -1,0 +1,312 @@
+"""Features of an anomalous part for the heatmap classifier (paper §3.3): what the anomaly looks
+like on the map and in the image, as one float32 vector. numpy and OpenCV only (no torch): the
+trainer calls these very functions on the edge runtime's outputs, so train time and run time
+compute the same numbers.
+
+The anomalous region. The map's pixels at or above the engine's pixel threshold
+(`scoring.pixel_threshold`), or, when no pixel reaches it, at or above half the map's peak (a
+part the score flags always has one). The *peak region* is the connected part of it (8-
+neighbours) holding the map's highest pixel; the *union* is all of it.
+
+Feature sets (``FeatureSet``):
+
+- ``hu`` (HU_COUNT values): Hu's seven moment invariants (Hu 1962; ``cv2.HuMoments``) of the
+  peak region's silhouette and seven of the map inside it, each log-scaled with its sign kept
+  (``signed_log10``); the region descriptors a vision engineer adds: area, peak and mean of
+  the map (in pixel-threshold units), elongation (square root of the ratio of the region's
+  second-moment eigenvalues), solidity (area over convex-hull area); how far the image departs
+  from the good parts there, in units of the good parts' per-pixel spread — before and after
+  undoing the frame's global brightness/contrast change (mean; and after: mean, lowest and
+  highest: a dark pit goes negative, bright dust positive, a defect under an oil film or a
+  light change keeps its local departure once the global change is undone); and for the frame
+  as a whole: that brightness and contrast change (least squares of the image on the good mean
+  over the foreground outside the anomaly: image ≈ gain · mean + offset), the union's share of
+  the foreground, the number of regions and log(score / threshold).
+- ``cnn`` (2 · Cf values): the DAE's own encoder (the engine's ``features`` output, stride 4)
+  as the pre-trained network: its activations over the peak region, as departures from the
+  good parts' mean activation in units of their spread, averaged (signed) and averaged in
+  absolute value per channel.
+- ``both``: the two, concatenated (hu first).
+
+``FEATURE_VERSION`` names this layout; a bundle whose classifier was trained on another one is
+refused (BundleError) rather than fed features it does not know.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+import cv2
+import numpy as np
+
+from edge.errors import BundleError
+from edge.manifest import FeatureSet
+
+FEATURE_VERSION = 1
+FEATURE_SETS: tuple[str, ...] = get_args(FeatureSet)
+HU_COUNT = 28
+_HU_FLOOR = 1e-12  # Hu moments below this magnitude count as 0 (signed_log10)
+_STD_FLOOR_FRACTION = 0.1  # the good spread is floored at this fraction of its mean
+
+
+def signed_log10(values: np.ndarray) -> np.ndarray:
+    """sign(v) · log10(max(|v| / 1e-12, 1)): Hu moments span tens of decades, so they are
+    compared on a log scale; the sign (which tells a shape from its mirror image, for the
+    seventh) is kept, and magnitudes below 1e-12 map to 0 rather than to -inf."""
+    magnitude = np.log10(np.maximum(np.abs(values) / _HU_FLOOR, 1.0))
+    out: np.ndarray = np.sign(values) * magnitude
+    return out
+
+
+def _signed_log1p(values: np.ndarray | float) -> np.ndarray:
+    out: np.ndarray = np.sign(values) * np.log1p(np.abs(values))
+    return out
+
+
+@dataclass(frozen=True)
+class GoodReference:
+    """The good parts' appearance at the model's resolution, the features' point of comparison.
+
+    ``mean``/``std``: (H, W) float32, the luminance (mean over channels) of good model inputs,
+    std floored at a tenth of its mean; ``foreground``: (H, W) bool, where the part is (the
+    engine's scoring mask, or everywhere); ``activation_mean``/``activation_std``: (Cf, Hf, Wf)
+    float32, the same for the encoder's activations (None when the classifier uses none)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    foreground: np.ndarray
+    activation_mean: np.ndarray | None = None
+    activation_std: np.ndarray | None = None
+
+    @classmethod
+    def from_good(
+        cls,
+        inputs: np.ndarray,
+        foreground: np.ndarray | None,
+        activations: np.ndarray | None = None,
+    ) -> GoodReference:
+        """From good parts' model inputs (N, C, H, W) float32 and, for CNN features, their
+        encoder activations (N, Cf, Hf, Wf); ValueError for fewer than 2 parts."""
+        if len(inputs) < 2:
+            raise ValueError(f"need at least 2 good parts for their spread, got {len(inputs)}")
+        lum = inputs.mean(axis=1)
+        mean, std = lum.mean(axis=0), _floored(lum.std(axis=0))
+        fg = np.ones(mean.shape, bool) if foreground is None else foreground.astype(bool)
+        if activations is None:
+            return cls(mean.astype(np.float32), std, fg)
+        return cls(
+            mean.astype(np.float32), std, fg,
+            activations.mean(axis=0).astype(np.float32), _floored(activations.std(axis=0)),
+        )  # fmt: skip
+
+    def save(self, path: Path) -> None:
+        """As a NumPy .npz (plain arrays: loaded without pickle)."""
+        arrays: dict[str, Any] = {"mean": self.mean, "std": self.std, "foreground": self.foreground}
+        if self.activation_mean is not None and self.activation_std is not None:
+            arrays["activation_mean"] = self.activation_mean
+            arrays["activation_std"] = self.activation_std
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        path.write_bytes(buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: Path, shape: tuple[int, int]) -> GoodReference:
+        """Read a saved reference for maps of `shape` (H, W); BundleError if it is unreadable,
+        pickled, or of another size."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: np.asarray(data[name]) for name in data.files}
+        except (OSError, ValueError, KeyError) as exc:
+            raise BundleError(f"{path}: not a readable feature reference ({exc})") from exc
+        missing = {"mean", "std", "foreground"} - set(arrays)
+        if missing:
+            raise BundleError(f"{path}: feature reference lacks {sorted(missing)}")
+        if arrays["mean"].shape != shape or arrays["std"].shape != shape:
+            raise BundleError(
+                f"{path}: feature reference is {arrays['mean'].shape}, the maps are {shape}"
+            )
+        return cls(
+            arrays["mean"].astype(np.float32),
+            arrays["std"].astype(np.float32),
+            arrays["foreground"].astype(bool),
+            arrays.get("activation_mean"),
+            arrays.get("activation_std"),
+        )
+
+
+def _floored(std: np.ndarray) -> np.ndarray:
+    floor = _STD_FLOOR_FRACTION * float(std.mean()) + 1e-6
+    out: np.ndarray = np.maximum(std, floor).astype(np.float32)
+    return out
+
+
+def feature_count(feature_set: str, activation_channels: int) -> int:
+    """Length of the vector `features` returns for a feature set."""
+    cnn = 2 * activation_channels
+    return {"hu": HU_COUNT, "cnn": cnn, "both": HU_COUNT + cnn}[feature_set]
+
+
+@dataclass(frozen=True)
+class Region:
+    """The anomalous region of a map (see the module docstring): bool (H, W) masks."""
+
+    peak: np.ndarray
+    union: np.ndarray
+    count: int  # connected regions in the union
+    level: float  # the map level it was cut at
+
+    @property
+    def area(self) -> int:
+        """Pixels in the peak region (model-input pixels)."""
+        return int(np.count_nonzero(self.peak))
+
+
+def anomalous_region(anomaly_map: np.ndarray, pixel_threshold: float) -> Region:
+    """The region of a (H, W) float32 map: at or above `pixel_threshold`, else at or above half
+    the map's peak; at least the peak pixel itself."""
+    peak_value = float(anomaly_map.max())
+    level = pixel_threshold if peak_value >= pixel_threshold else 0.5 * peak_value
+    union = (anomaly_map >= level) if peak_value > 0 else np.zeros(anomaly_map.shape, bool)
+    top = np.unravel_index(int(np.argmax(anomaly_map)), anomaly_map.shape)
+    union[top] = True
+    count, labels = cv2.connectedComponents(union.astype(np.uint8), connectivity=8)
+    return Region(labels == labels[top], union, count - 1, level)
+
+
+@dataclass(frozen=True)
+class PartView:
+    """What the features are computed from, for one anomalous part: the map (H, W) float32,
+    the model input (C, H, W) float32 in [0, 1], the encoder's activations (Cf, Hf, Wf) float32
+    (None unless CNN features are asked for), the score and the thresholds it was judged by."""
+
+    anomaly_map: np.ndarray
+    image: np.ndarray
+    activation: np.ndarray | None
+    score: float
+    threshold: float
+    pixel_threshold: float
+
+
+def features(
+    feature_set: str, part: PartView, reference: GoodReference
+) -> tuple[np.ndarray, Region]:
+    """The part's feature vector (float32, feature_count long) and its anomalous region.
+    ValueError when the view does not fit the reference or CNN features lack activations."""
+    shape = reference.mean.shape
+    if part.anomaly_map.shape != shape or part.image.shape[1:] != shape:
+        raise ValueError(
+            f"map {part.anomaly_map.shape} / image {part.image.shape} do not fit the feature "
+            f"reference {reference.mean.shape}"
+        )
+    region = anomalous_region(part.anomaly_map, part.pixel_threshold)
+    parts = []
+    if feature_set in ("hu", "both"):
+        parts.append(hu_features(part, region, reference))
+    if feature_set in ("cnn", "both"):
+        parts.append(cnn_features(part, region, reference))
+    if not parts:
+        raise ValueError(f"unknown feature set {feature_set!r}; expected one of {FEATURE_SETS}")
+    return np.concatenate(parts).astype(np.float32), region
+
+
+def hu_features(part: PartView, region: Region, reference: GoodReference) -> np.ndarray:
+    """The ``hu`` set (module docstring), HU_COUNT float64 values."""
+    amap = part.anomaly_map.astype(np.float64)
+    unit = max(part.pixel_threshold, 1e-12)
+    peak = region.peak
+    shape_hu = cv2.HuMoments(cv2.moments(peak.astype(np.uint8), binaryImage=True)).ravel()
+    map_hu = cv2.HuMoments(cv2.moments(np.where(peak, amap, 0.0), binaryImage=False)).ravel()
+    area = float(np.count_nonzero(peak))
+    inside = amap[peak]
+    descriptors = [
+        math.log1p(area),
+        math.log1p(max(float(inside.max()), 0.0) / unit),
+        math.log1p(max(float(inside.mean()), 0.0) / unit),
+        _elongation(peak),
+        _solidity(peak),
+    ]
+    lum = part.image.astype(np.float64).mean(axis=0)
+    gain, offset = _global_change(lum, reference, region.union)
+    raw = (lum - reference.mean) / reference.std
+    corrected = (lum - (gain * reference.mean + offset)) / reference.std
+    here = corrected[peak]
+    departure = _signed_log1p(
+        np.array([raw[peak].mean(), here.mean(), here.min(), here.max()], np.float64)
+    )
+    fg = max(int(np.count_nonzero(reference.foreground)), 1)
+    shift = offset + (gain - 1.0) * float(reference.mean[reference.foreground].mean())
+    frame = [
+        shift,
+        gain - 1.0,
+        math.log1p(100.0 * np.count_nonzero(region.union & reference.foreground) / fg),
+        math.log1p(region.count),
+        math.log(max(part.score, 1e-12) / max(part.threshold, 1e-12)),
+    ]
+    out = np.concatenate(
+        [signed_log10(shape_hu), signed_log10(map_hu), descriptors, departure, frame]
+    )
+    assert out.shape == (HU_COUNT,)
+    return out
+
+
+def _elongation(mask: np.ndarray) -> float:
+    """log sqrt(λ1 / λ2) of the region's pixel covariance (0 for a disc, large for a line)."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 2:
+        return 0.0
+    cov = np.cov(np.stack([xs, ys]).astype(np.float64)) + np.eye(2) / 12.0  # a pixel's own spread
+    low, high = np.linalg.eigvalsh(cov)
+    return 0.5 * math.log(high / low)
+
+
+def _solidity(mask: np.ndarray) -> float:
+    """Region area over the area of its convex hull (pixel squares): 1 for a convex blob, small
+    for a curved fibre."""
+    points = cv2.findNonZero(mask.astype(np.uint8))
+    corners = points.reshape(-1, 1, 2) + np.array([[[0, 0], [1, 0], [0, 1], [1, 1]]])
+    hull = cv2.convexHull(corners.reshape(-1, 1, 2).astype(np.float32))
+    return float(min(1.0, np.count_nonzero(mask) / max(cv2.contourArea(hull), 1.0)))
+
+
+def _global_change(
+    lum: np.ndarray, reference: GoodReference, anomaly: np.ndarray
+) -> tuple[float, float]:
+    """(gain, offset) of lum ≈ gain · mean + offset over the foreground outside the anomaly
+    (least squares); (1, 0) when too little is left to fit."""
+    where = reference.foreground & ~anomaly
+    if np.count_nonzero(where) < 16:
+        where = reference.foreground
+    x, y = reference.mean[where].astype(np.float64), lum[where]
+    var = float(x.var())
+    if var < 1e-12:
+        return 1.0, float(y.mean() - x.mean())
+    gain = float(((x - x.mean()) * (y - y.mean())).mean() / var)
+    return gain, float(y.mean() - gain * x.mean())
+
+
+def cnn_features(part: PartView, region: Region, reference: GoodReference) -> np.ndarray:
+    """The ``cnn`` set (module docstring), 2 · Cf float64 values."""
+    act, mean, std = part.activation, reference.activation_mean, reference.activation_std
+    if act is None or mean is None or std is None:
+        raise ValueError("CNN features need the encoder's activations and their good reference")
+    if act.shape != mean.shape:
+        raise ValueError(f"activations {act.shape} do not fit the reference {mean.shape}")
+    cells = _cells(region.peak, act.shape[1:])
+    z = (act[:, cells].astype(np.float64) - mean[:, cells]) / std[:, cells]
+    out: np.ndarray = _signed_log1p(np.concatenate([z.mean(axis=1), np.abs(z).mean(axis=1)]))
+    return out
+
+
+def _cells(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """bool (Hf, Wf): the activation cells the region overlaps (at least one: the one holding
+    the region's largest share)."""
+    h, w = int(shape[0]), int(shape[1])
+    share = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    cells = share > 0
+    if not cells.any():
+        cells[np.unravel_index(int(np.argmax(share)), share.shape)] = True
+    return cells

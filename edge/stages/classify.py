@@ -1,0 +1,130 @@
+"""Stage 3: the heatmap classifier, for the parts the threshold flags (paper §3.3).
+
+Each anomalous part's features (edge.heatmap_features: numpy and OpenCV, never torch) go, as
+one batch, through the classifier's ONNX graph on the same kind of inference backend as the DAE
+(edge.backends.create_backend with the same configuration section: TensorRT runs both). The
+graph returns P(nuisance), calibrated, and the part's distance to the nearest labelled nuisance
+(standardised features, the out-of-distribution guard's third measure). Anything that goes wrong
+here is a ClassifierFailure for the parts concerned, which edge.stages.decide turns into ERROR
+verdicts: a part the classifier could not judge is rejected, never passed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.backends import Graph, InferenceBackend
+from edge.bundle import Bundle
+from edge.errors import BundleError, PartSightError
+from edge.heatmap_features import FEATURE_VERSION, GoodReference, PartView, features
+from edge.manifest import CLASSIFIER_OUTPUTS, ClassifierSpec
+from edge.stages.decide import Classification, ClassifierFailure
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_GRAPH = Graph.of(CLASSIFIER_OUTPUTS)
+
+
+class Classifier:
+    """The classifier of a bundle, on `backend` (built from the bundle's classifier file with
+    CLASSIFIER_GRAPH). BundleError when the bundle's classifier does not fit this runtime (its
+    feature layout, its reference) or the engine (CNN features need the encoder output)."""
+
+    def __init__(self, bundle: Bundle, backend: InferenceBackend) -> None:
+        spec = bundle.manifest.classifier
+        if spec is None:
+            raise BundleError(f"{bundle.root}: the engine has no classifier")
+        if spec.feature_version != FEATURE_VERSION:
+            raise BundleError(
+                f"{bundle.root}: classifier features of layout {spec.feature_version}, this "
+                f"runtime computes layout {FEATURE_VERSION}: re-run partsight-train classify"
+            )
+        if spec.features != "hu" and not bundle.manifest.model.has_features:
+            raise BundleError(
+                f"{bundle.root}: {spec.features} features need the model's encoder output"
+            )
+        inputs = bundle.manifest.input
+        self.spec: ClassifierSpec = spec
+        self.backend = backend
+        self.reference = GoodReference.load(
+            bundle.path(spec.reference_file), (inputs.height, inputs.width)
+        )
+        if spec.features != "hu" and self.reference.activation_mean is None:
+            raise BundleError(f"{bundle.root}: {spec.reference_file} has no activation reference")
+        self.pixel_threshold = bundle.manifest.scoring.pixel_threshold
+
+    @property
+    def needs_activations(self) -> bool:
+        return self.spec.features != "hu"
+
+    def view(
+        self,
+        anomaly_map: np.ndarray,
+        image: np.ndarray | None,
+        activation: np.ndarray | None,
+        score: float,
+        threshold: float,
+    ) -> PartView | ClassifierFailure:
+        """What the features are computed from, or why there is nothing to compute them on."""
+        if image is None:
+            return ClassifierFailure("the model input is not on the host")
+        if self.needs_activations and activation is None:
+            return ClassifierFailure("the model returned no encoder activations")
+        return PartView(anomaly_map, image, activation, score, threshold, self.pixel_threshold)
+
+    def classify(
+        self, parts: Sequence[PartView | ClassifierFailure]
+    ) -> list[Classification | ClassifierFailure]:
+        """Each part's Classification, in order; a part that cannot be judged gets its
+        ClassifierFailure (the others still get theirs when only their features failed)."""
+        answers: list[Classification | ClassifierFailure | None] = []
+        rows: list[tuple[int, np.ndarray, float, float]] = []  # (index, vector, score, area)
+        for part in parts:
+            answers.append(part if isinstance(part, ClassifierFailure) else None)
+            if isinstance(part, ClassifierFailure):
+                continue
+            try:
+                vector, region = features(self.spec.features, part, self.reference)
+            except (ValueError, cv2.error) as exc:  # OpenCV's own error is not a ValueError
+                answers[-1] = ClassifierFailure(f"features: {exc}")
+                continue
+            if vector.shape != (self.spec.feature_count,) or not np.all(np.isfinite(vector)):
+                answers[-1] = ClassifierFailure(f"unusable features {vector!r}")
+                continue
+            rows.append((len(answers) - 1, vector, part.score, float(region.area)))
+        if rows:
+            self._run(rows, answers)
+        assert all(a is not None for a in answers)
+        return answers  # type: ignore[return-value]  # every None was filled in
+
+    def _run(
+        self,
+        rows: list[tuple[int, np.ndarray, float, float]],
+        answers: list[Classification | ClassifierFailure | None],
+    ) -> None:
+        try:
+            out = self.backend.run(np.stack([vector for _, vector, _, _ in rows]))
+            probability, distance = out["nuisance_probability"], out["ood_distance"]
+            if probability.shape != (len(rows),) or distance.shape != (len(rows),):
+                raise PartSightError(f"the classifier returned shapes {probability.shape} and "
+                                     f"{distance.shape} for {len(rows)} parts")  # fmt: skip
+        except PartSightError as exc:
+            log.error("heatmap classifier failed: %s", exc)
+            for index, *_ in rows:
+                answers[index] = ClassifierFailure(str(exc))
+            return
+        for row, (index, _, score, area) in enumerate(rows):
+            answers[index] = Classification(
+                float(probability[row]), score, area, float(distance[row])
+            )
+
+
+def classifier_file(bundle: Bundle) -> Path | None:
+    """The bundle's classifier graph, or None for an engine without a classifier."""
+    spec = bundle.manifest.classifier
+    return None if spec is None else bundle.path(spec.file)

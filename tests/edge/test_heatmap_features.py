@@ -1,0 +1,132 @@
+"""The heatmap classifier's features (edge.heatmap_features) on small drawn maps and images whose
+answer is known: a line is elongated, a disc solid, a dark pit departs downwards and bright dust
+upwards, a frame lit 20 % brighter shows as a brightness shift that the corrected departure
+undoes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import BundleError
+from edge.heatmap_features import (
+    HU_COUNT,
+    GoodReference,
+    PartView,
+    anomalous_region,
+    feature_count,
+    features,
+    signed_log10,
+)
+
+SIZE = 64
+# Positions in the hu vector (module docstring order): 14 Hu values, then these.
+AREA, PEAK, MEAN, ELONGATION, SOLIDITY = 14, 15, 16, 17, 18
+RAW_DEPARTURE, DEPARTURE, LOWEST, HIGHEST = 19, 20, 21, 22
+SHIFT, CONTRAST, SHARE, REGIONS, SCORE = 23, 24, 25, 26, 27
+
+
+def reference(level: float = 0.5, activations: bool = False) -> GoodReference:
+    rng = np.random.default_rng(0)
+    good = level + 0.01 * rng.standard_normal((8, 1, SIZE, SIZE)).astype(np.float32)
+    act = (
+        rng.standard_normal((8, 4, SIZE // 4, SIZE // 4)).astype(np.float32)
+        if activations
+        else None
+    )
+    return GoodReference.from_good(good, None, act)
+
+
+def view(amap: np.ndarray, image: np.ndarray, activation: np.ndarray | None = None) -> PartView:
+    return PartView(amap, image[None], activation, score=2.0, threshold=1.0, pixel_threshold=1.0)
+
+
+def blob_map(draw: str) -> np.ndarray:
+    amap = np.zeros((SIZE, SIZE), np.float32)
+    if draw == "line":
+        cv2.line(amap, (10, 30), (50, 34), 3.0, 2)
+    elif draw == "disc":
+        cv2.circle(amap, (32, 32), 6, 3.0, -1)
+    elif draw == "arc":
+        cv2.ellipse(amap, (32, 32), (20, 20), 0, 0, 180, 3.0, 2)
+    return amap
+
+
+def test_signed_log_keeps_the_sign_and_maps_tiny_values_to_zero() -> None:
+    np.testing.assert_allclose(signed_log10(np.array([1e-3, -1e-3, 1e-15, 0.0])), [9, -9, 0, 0])
+
+
+def test_a_line_is_elongated_and_a_disc_is_not() -> None:
+    image = np.full((SIZE, SIZE), 0.5, np.float32)
+    line, _ = features("hu", view(blob_map("line"), image), reference())
+    disc, _ = features("hu", view(blob_map("disc"), image), reference())
+    assert line[ELONGATION] > 2.0 and disc[ELONGATION] < 0.1
+    assert line.shape == disc.shape == (HU_COUNT,)
+    assert disc[AREA] == pytest.approx(np.log1p(np.count_nonzero(blob_map("disc"))))
+
+
+def test_a_curved_fibre_is_less_solid_than_a_disc() -> None:
+    image = np.full((SIZE, SIZE), 0.5, np.float32)
+    arc, _ = features("hu", view(blob_map("arc"), image), reference())
+    disc, _ = features("hu", view(blob_map("disc"), image), reference())
+    assert arc[SOLIDITY] < 0.35 < 0.85 < disc[SOLIDITY]
+
+
+def test_a_dark_pit_departs_downwards_and_bright_dust_upwards() -> None:
+    amap = blob_map("disc")
+    dark = np.full((SIZE, SIZE), 0.5, np.float32)
+    cv2.circle(dark, (32, 32), 5, 0.2, -1)
+    bright = np.full((SIZE, SIZE), 0.5, np.float32)
+    cv2.circle(bright, (32, 32), 5, 0.8, -1)
+    pit, _ = features("hu", view(amap, dark), reference())
+    dust, _ = features("hu", view(amap, bright), reference())
+    assert pit[DEPARTURE] < -2 and pit[LOWEST] < -3
+    assert dust[DEPARTURE] > 2 and dust[HIGHEST] > 3
+    assert abs(pit[SHIFT]) < 0.01 and abs(dust[SHIFT]) < 0.01  # the rest of the part is as usual
+
+
+def test_a_brighter_frame_is_a_shift_that_the_corrected_departure_undoes() -> None:
+    amap = np.full((SIZE, SIZE), 2.0, np.float32)  # the whole part lights up on the map
+    brighter = np.full((SIZE, SIZE), 0.6, np.float32)  # 20 % brighter than the good 0.5
+    lit, region = features("hu", view(amap, brighter), reference())
+    assert region.area == SIZE * SIZE
+    assert lit[SHIFT] == pytest.approx(0.1, abs=0.01)
+    assert lit[RAW_DEPARTURE] > 2  # against the good mean: far brighter
+    assert abs(lit[DEPARTURE]) < 0.5  # against the fitted change: nothing left
+
+
+def test_the_region_falls_back_to_half_the_peak_when_nothing_reaches_the_pixel_threshold() -> None:
+    amap = 0.1 * blob_map("disc")  # peak 0.3 < pixel threshold 1.0
+    region = anomalous_region(amap, pixel_threshold=1.0)
+    assert region.level == pytest.approx(0.15)
+    assert region.area == np.count_nonzero(amap)
+    empty = anomalous_region(np.zeros((SIZE, SIZE), np.float32), 1.0)
+    assert empty.area == 1  # at least the peak pixel
+
+
+def test_cnn_features_pool_the_activations_over_the_region() -> None:
+    ref = reference(activations=True)
+    assert ref.activation_mean is not None and ref.activation_std is not None
+    act = ref.activation_mean.copy()
+    act[2, 8, 8] += 5 * ref.activation_std[2, 8, 8]  # channel 2 departs where the disc lies
+    image = np.full((SIZE, SIZE), 0.5, np.float32)
+    vector, _ = features("cnn", view(blob_map("disc"), image, act), ref)
+    assert vector.shape == (feature_count("cnn", 4),) == (8,)
+    assert np.argmax(vector[:4]) == 2 and vector[2] > 0
+    both, _ = features("both", view(blob_map("disc"), image, act), ref)
+    assert both.shape == (HU_COUNT + 8,)
+    with pytest.raises(ValueError, match="encoder's activations"):
+        features("cnn", view(blob_map("disc"), image, None), ref)
+
+
+def test_the_reference_round_trips_and_refuses_another_size(tmp_path: Path) -> None:
+    ref = reference(activations=True)
+    ref.save(tmp_path / "reference.npz")
+    back = GoodReference.load(tmp_path / "reference.npz", (SIZE, SIZE))
+    np.testing.assert_array_equal(back.mean, ref.mean)
+    assert back.activation_std is not None and back.activation_std.shape == (4, 16, 16)
+    with pytest.raises(BundleError, match=r"feature reference is \(64, 64\), the maps are"):
+        GoodReference.load(tmp_path / "reference.npz", (32, 32))

@@ -1,0 +1,277 @@
+"""The heatmap classifier's model (paper §3.3): a small MLP on an anomalous part's features
+(edge.heatmap_features), trained in torch with class weighting, its probabilities calibrated
+by temperature scaling on held-out folds, and exported to ONNX with the out-of-distribution
+distance in the same graph.
+
+The graph (``ClassifierGraph``): features (N, F) float32 →
+- ``nuisance_probability`` (N,): sigmoid(MLP(standardised features) / T);
+- ``ood_distance`` (N,): the Euclidean distance to the nearest labelled nuisance, the features
+  standardised by the nuisances' own spread, divided by √F. The spread is floored at a quarter
+  of the spread over all examples and at 0.1 (the features are log-scaled, of order 1), so a
+  feature the nuisances happen to share exactly (one region each; a Hu moment that is 0 for
+  every one of them) does not make a part that differs in it alone infinitely far away. A
+  part that looks unlike every nuisance the classifier saw is far away, whatever the MLP
+  extrapolates to; edge.stages.decide compares it with `distance_max`, the largest such
+  distance a labelled nuisance has to the others (leave one out), times the margin.
+
+Calibration (Guo et al. 2017, "On calibration of modern neural networks"): the examples are
+split in k stratified folds (k = min(5, the smaller class)); an MLP trained on k − 1 folds
+gives logits for the held-out one; T minimises the negative log-likelihood of those held-out
+logits (a grid over 0.05..20, log-spaced). The final MLP is trained on every example, its
+logits divided by T. The held-out probabilities also give the cross-validated figures in the
+manifest (nuisances passed and defects passed at pass_probability).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.manifest import CLASSIFIER_INPUT, CLASSIFIER_OUTPUTS
+from edge.stages.classify import CLASSIFIER_GRAPH
+from trainer.errors import ExportError, TrainerError
+from trainer.export import OPSET, quiet
+
+log = logging.getLogger(__name__)
+
+PARITY_ATOL = 1e-5  # ONNX Runtime vs torch: probability; distance relative above 1
+_TEMPERATURES = np.exp(np.linspace(math.log(0.05), math.log(20.0), 241))
+_NUISANCE_SCALE_FLOOR = 0.25  # of the spread over all examples
+_ABSOLUTE_SCALE_FLOOR = 0.1  # in feature units (log-scaled, of order 1)
+
+
+@dataclass(frozen=True)
+class MlpConfig:
+    hidden: int = 32
+    epochs: int = 300
+    learning_rate: float = 1e-2
+    weight_decay: float = 1e-3
+    folds: int = 5
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class ClassifierGraph(nn.Module):
+    """What gets exported: features → (nuisance_probability, ood_distance) (module docstring)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    nuisance_mean: torch.Tensor
+    nuisance_scale: torch.Tensor
+    nuisances: torch.Tensor
+
+    def __init__(
+        self, mlp: nn.Module, scaling: tuple[np.ndarray, np.ndarray], temperature: float,
+        nuisances: np.ndarray, nuisance_scaling: tuple[np.ndarray, np.ndarray],
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.mlp = mlp
+        self.temperature = float(temperature)
+        self.register_buffer("mean", torch.from_numpy(scaling[0]).float())
+        self.register_buffer("std", torch.from_numpy(scaling[1]).float())
+        self.register_buffer("nuisance_mean", torch.from_numpy(nuisance_scaling[0]).float())
+        self.register_buffer("nuisance_scale", torch.from_numpy(nuisance_scaling[1]).float())
+        standard = (nuisances - nuisance_scaling[0]) / nuisance_scaling[1]
+        self.register_buffer("nuisances", torch.from_numpy(standard).float())
+
+    def logit(self, x: torch.Tensor) -> torch.Tensor:
+        """The calibrated logit of P(nuisance), (N,)."""
+        return self.mlp((x - self.mean) / self.std)[:, 0] / self.temperature
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        probability = torch.sigmoid(self.logit(x))
+        u = (x - self.nuisance_mean) / self.nuisance_scale
+        # Differences, not |u|² - 2u·r + |r|²: that cancels badly near a nuisance (distance ~0).
+        squared = ((u[:, None, :] - self.nuisances[None, :, :]) ** 2).sum(dim=2)
+        nearest = squared.amin(dim=1).sqrt()
+        return probability, nearest / math.sqrt(x.shape[1])
+
+
+@dataclass
+class TrainedClassifier:
+    graph: ClassifierGraph
+    temperature: float
+    held_out: np.ndarray  # (N,) P(nuisance) of each example from the MLP that did not see it
+    distance_max: float  # largest leave-one-out nearest-nuisance distance of a nuisance
+
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P(nuisance), ood distance) from torch, (N,) each: what the exported graph gives."""
+        with torch.no_grad(), one_thread():
+            p, d = self.graph(torch.from_numpy(features.astype(np.float32)))
+        return p.numpy(), d.numpy()
+
+
+def _mlp(features: int, hidden: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+        nn.Linear(hidden, 1),
+    )  # fmt: skip
+
+
+def _scaling(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    return mean, np.maximum(std, 1e-3 * (float(std.mean()) + 1e-6))
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the duration: the MLP's tensors are tiny, and on a busy CPU the
+    threads of a parallel matrix product mostly wait for each other (ten times slower here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_mlp(
+    x: np.ndarray, y: np.ndarray, scaling: tuple[np.ndarray, np.ndarray], config: MlpConfig,
+    seed: int,
+) -> nn.Module:  # fmt: skip
+    """Full-batch Adam on the class-weighted binary cross-entropy (each class weighs as much
+    as the other, however many examples it has)."""
+    torch.manual_seed(seed)
+    mlp = _mlp(x.shape[1], config.hidden)
+    z = torch.from_numpy(((x - scaling[0]) / scaling[1]).astype(np.float32))
+    target = torch.from_numpy(y.astype(np.float32))
+    positives = float(y.sum())
+    pos_weight = torch.tensor((len(y) - positives) / max(positives, 1.0))
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    optimizer = torch.optim.Adam(
+        mlp.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    mlp.train()
+    for _ in range(config.epochs):
+        optimizer.zero_grad()
+        loss = loss_fn(mlp(z)[:, 0], target)
+        loss.backward()
+        optimizer.step()
+    return mlp.eval()
+
+
+def _folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """A stratified fold number per example."""
+    fold = np.empty(len(y), int)
+    rng = np.random.default_rng(seed)
+    for cls in (0, 1):
+        where = rng.permutation(np.flatnonzero(y == cls))
+        fold[where] = np.arange(len(where)) % k
+    return fold
+
+
+def _temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """T minimising the held-out negative log-likelihood of sigmoid(logit / T)."""
+    scaled = logits[None, :] / _TEMPERATURES[:, None]
+    # log(1 + e^-s) for positives, log(1 + e^s) for negatives, computed stably.
+    signed = np.where(y[None, :] == 1, scaled, -scaled)
+    nll = np.logaddexp(0.0, -signed).mean(axis=1)
+    return float(_TEMPERATURES[int(np.argmin(nll))])
+
+
+def nearest_distances(features: np.ndarray, reference: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Each row's distance to its nearest *other* row of `reference` (rows of `features` are
+    rows of `reference`: leave one out), standardised by `scale`, divided by √F."""
+    u = features / scale
+    r = reference / scale
+    squared = ((u[:, None, :] - r[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(squared, np.inf)
+    out: np.ndarray = np.sqrt(squared.min(axis=1)) / math.sqrt(features.shape[1])
+    return out
+
+
+def nuisance_scale(nuisances: np.ndarray, examples: np.ndarray) -> np.ndarray:
+    """(F,) float64: the per-feature scale of the out-of-distribution distance (module
+    docstring): the nuisances' (M, F) spread, floored at a quarter of all examples' (N, F)
+    spread and at _ABSOLUTE_SCALE_FLOOR."""
+    spread = np.maximum(nuisances.std(axis=0), _NUISANCE_SCALE_FLOOR * examples.std(axis=0))
+    out: np.ndarray = np.maximum(spread, _ABSOLUTE_SCALE_FLOOR)
+    return out
+
+
+def train_classifier(
+    x: np.ndarray, is_nuisance: np.ndarray, config: MlpConfig
+) -> TrainedClassifier:
+    """Train on features (N, F) and labels (N,) bool (True: nuisance); TrainerError when a
+    class has fewer than 2 examples."""
+    with one_thread():
+        return _train(x, is_nuisance, config)
+
+
+def _train(x: np.ndarray, is_nuisance: np.ndarray, config: MlpConfig) -> TrainedClassifier:
+    y = is_nuisance.astype(np.int64)
+    counts = (int((y == 0).sum()), int((y == 1).sum()))
+    if min(counts) < 2:
+        raise TrainerError(
+            f"the classifier needs at least 2 defect and 2 nuisance examples, got {counts[0]} "
+            f"and {counts[1]}"
+        )
+    x = x.astype(np.float64)
+    k = min(config.folds, min(counts))
+    fold = _folds(y, k, config.seed)
+    held_logits = np.empty(len(y))
+    for f in range(k):
+        train = fold != f
+        scaling = _scaling(x[train])
+        mlp = _fit_mlp(x[train], y[train], scaling, config, config.seed + 1 + f)
+        z = torch.from_numpy(((x[~train] - scaling[0]) / scaling[1]).astype(np.float32))
+        with torch.no_grad():
+            held_logits[~train] = mlp(z)[:, 0].numpy()
+    temperature = _temperature(held_logits, y)
+    held_out = 1.0 / (1.0 + np.exp(-held_logits / temperature))
+    scaling = _scaling(x)
+    mlp = _fit_mlp(x, y, scaling, config, config.seed)
+    nuisances = x[y == 1]
+    nuisance_scaling = (nuisances.mean(axis=0), nuisance_scale(nuisances, x))
+    centred = nuisances - nuisance_scaling[0]
+    distance_max = float(nearest_distances(centred, centred, nuisance_scaling[1]).max())
+    graph = ClassifierGraph(
+        mlp, scaling, temperature, nuisances.astype(np.float32), nuisance_scaling
+    ).eval()
+    log.info("classifier: %d defect and %d nuisance examples, %d folds, T = %.3g", *counts, k,
+             temperature)  # fmt: skip
+    return TrainedClassifier(graph, temperature, held_out, max(distance_max, 1e-6))
+
+
+def export_classifier(trained: TrainedClassifier, sample: np.ndarray, path: Path) -> None:
+    """Write the graph as ONNX (dynamic batch) and prove ONNX Runtime agrees with torch on
+    `sample` (N, F) within PARITY_ATOL; ExportError otherwise."""
+    graph = trained.graph.eval().cpu()
+    example = torch.from_numpy(sample[:2].astype(np.float32))
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    with warnings.catch_warnings(), quiet("torch.onnx", "onnxscript", "onnx_ir"):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=[CLASSIFIER_INPUT],
+            output_names=list(CLASSIFIER_OUTPUTS),
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
+    if program is None:
+        raise ExportError("torch.onnx.export returned no classifier program")
+    program.save(str(path), external_data=False)
+    want_p, want_d = trained.predict(sample)
+    got = OnnxRuntimeBackend(path, graph=CLASSIFIER_GRAPH).run(sample.astype(np.float32))
+    diff = max(
+        float(np.max(np.abs(got["nuisance_probability"] - want_p))),
+        float(np.max(np.abs(got["ood_distance"] - want_d) / np.maximum(1.0, want_d))),
+    )
+    if not diff <= PARITY_ATOL:  # also NaN
+        raise ExportError(f"ONNX Runtime disagrees with torch on the classifier by {diff:.2e}")

@@ -1,0 +1,9 @@
+"""The heatmap classifier's defaults (`partsight-train classify`), chosen on the benchmark
+(bench/bench_classifier.py, figures in bench/results/latest.json) and kept in a module of their
+own so the command line can show them without importing torch."""
+
+from __future__ import annotations
+
+DEFAULT_FEATURES = "both"  # the best measured of hu, cnn and both
+DEFAULT_PASS_PROBABILITY = 0.9  # conservative: a part is passed only when the classifier is sure
+DEFAULT_OOD_MARGIN = 1.5  # how far beyond the labelled nuisances a passed part may lie
