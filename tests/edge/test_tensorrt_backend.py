@@ -71,6 +71,35 @@ def test_same_scores_and_verdicts_as_onnxruntime_on_the_test_set(
     assert fake_tensorrt.executions and set(fake_tensorrt.executions) == {0}  # the stream
 
 
+def test_the_dae_and_its_classifier_both_run_in_tensorrt_and_decide_alike(
+    fake_tensorrt: ModuleType,
+    tiny_classified: tuple[Path, str],
+    tiny_test_set: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One backend section runs the DAE and the heatmap classifier: on TensorRT both are
+    plans, and the classes and probabilities are ONNX Runtime's."""
+    monkeypatch.setattr(CudaDevice, "open", classmethod(lambda cls: CudaDevice.simulator()))
+    engine, _ = tiny_classified
+    trt = Inspector.open(engine, backend=settings(tmp_path))
+    assert trt.classifier is not None
+    assert (trt.backend.name, trt.classifier.backend.name) == ("tensorrt", "tensorrt")
+    ort = Inspector.open(engine)
+    paths = list(find_images([tiny_test_set]).files)
+    got = judged(inspect_files(trt, paths, batch_size=8))
+    want = judged(inspect_files(ort, paths, batch_size=8))
+    assert [(g.verdict, g.reason, g.defect_class) for g in got] == [
+        (w.verdict, w.reason, w.defect_class) for w in want
+    ]
+    assert {w.defect_class for w in want} >= {"defect", "nuisance"}  # both classes decided
+    for g, w in zip(got, want, strict=True):
+        assert (g.class_probability is None) == (w.class_probability is None)
+        if w.class_probability is not None:
+            assert g.class_probability == pytest.approx(w.class_probability, abs=1e-6)
+    assert fake_tensorrt.BUILDS == 2  # two plans: the DAE's and the classifier's
+
+
 def test_registered_crop_cut_on_the_gpu_scores_like_the_host_path(
     fake_tensorrt: ModuleType, posed_engine: tuple[Path, FitResult], tmp_path: Path
 ) -> None:
