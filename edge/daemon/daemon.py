@@ -479,7 +479,7 @@ class Daemon:
             output_alive=self._output_alive,
             on_end=self._on_end,
             on_fatal=self._on_fatal,
-            on_trigger=getattr(self.reject, "expect", None),
+            on_trigger=self.reject.expect,
         )
         self.acquisition.start()
 

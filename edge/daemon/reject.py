@@ -46,6 +46,11 @@ class RejectOutput(Protocol):
         the output in its safe state. Idempotent; never raises."""
         ...
 
+    def expect(self, part_id: int, trigger_ns: int) -> None:
+        """A part was triggered at `trigger_ns` (monotonic ns): a timed output rejects it
+        (timeout) unless its verdict comes in time."""
+        ...
+
     def handle(self, verdict: Verdict) -> None:
         """Act on one part's verdict (a rejected one is thrown out). Never waits on the
         output and never raises for it."""
@@ -73,6 +78,9 @@ class NoneRejectOutput:
 
     def health(self) -> Health:
         return self._health
+
+    def expect(self, part_id: int, trigger_ns: int) -> None:
+        pass  # nothing is timed: the verdict is only reported
 
     def handle(self, verdict: Verdict) -> None:
         if verdict.rejected:

@@ -497,7 +497,6 @@ class MqttPublisher:
             self._connections += 1
             self._since = time.time()
             self._retry_at = None
-            retained = dict(self._retained)
         c = self.config
         log.info(
             "connected to MQTT broker %s:%s as %s (MQTT %s%s); %s message(s) in the outbox",
@@ -517,10 +516,34 @@ class MqttPublisher:
         else:
             session.client.subscribe(self.topics.status, qos=1)
         session.client.publish(self.topics.status, self._status(), qos=1, retain=True)
-        for topic, (data, qos) in retained.items():
-            session.client.publish(topic, data, qos=qos, retain=True)
+        self._resend_retained(session)
         if self._handlers:
             session.client.subscribe([(topic, 1) for topic in self._handlers])
+
+    def _resend_retained(self, session: _Session) -> None:
+        """Send the retained messages again on a new connection. A caller may replace one
+        meanwhile (an engine swap) and send it itself; so the values are read again after
+        sending until none changed, and the broker keeps the newest, never a stale copy."""
+        sent: dict[str, tuple[bytes, int]] = {}
+        while True:
+            with self._lock:
+                due = {t: v for t, v in self._retained.items() if sent.get(t) != v}
+            if not due:
+                return
+            limit = self._packet_limit(session)
+            for topic, (data, qos) in due.items():
+                sent[topic] = (data, qos)
+                size = publish_packet_size(topic, len(data), qos, self._protocol)
+                if limit is not None and size > limit:
+                    self._count_drop()
+                    log.warning(
+                        "MQTT: retained %s not sent: %d bytes, more than the broker takes (%d)",
+                        topic,
+                        size,
+                        limit,
+                    )
+                    continue
+                session.client.publish(topic, data, qos=qos, retain=True)
 
     def _pump(self, session: _Session) -> None:
         """Send and settle until the connection drops or stop() has flushed."""

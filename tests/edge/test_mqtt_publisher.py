@@ -227,3 +227,25 @@ def test_backoff_doubles_to_the_cap_with_jitter() -> None:
     assert backoff.next_delay() <= 0.5
     with pytest.raises(ValueError):
         Backoff(0, 1)
+
+
+def test_a_retained_message_replaced_while_reconnecting_ends_up_the_newest(
+    outbox: Outbox, closed_port: int
+) -> None:
+    """On a new connection the retained messages are sent again from the publisher's copy; an
+    engine swap replacing one meanwhile (and sending it itself) must not be overtaken by the
+    stale copy, or the broker keeps announcing the old engine."""
+    from edge.mqtt.publisher import _Session
+
+    publisher = publisher_for(closed_port, outbox)
+    publisher.publish("engine", {"version": "0.1.0"}, retain=True, durable=False)
+    sent: list[tuple[str, bytes]] = []
+
+    class Client:
+        def publish(self, topic: str, data: bytes, qos: int, retain: bool) -> None:
+            sent.append((topic, data))
+            if len(sent) == 1:  # the swap lands while the old copy is on its way
+                publisher.publish("engine", {"version": "0.2.0"}, retain=True, durable=False)
+
+    publisher._resend_retained(_Session(Client()))  # type: ignore[arg-type]
+    assert [encode_payload({"version": v}) for v in ("0.1.0", "0.2.0")] == [d for _, d in sent]
