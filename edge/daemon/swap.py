@@ -112,16 +112,7 @@ class EngineSwapper(Worker):
             error = f"busy: {_QUEUE} engine requests are waiting; this one is dropped"
             log.error("engine swap requests are piling up: %s", error)
             if isinstance(item, bytes):  # SCADA waits for an answer to its request id
-                running = self.slot.current
-                self._respond(response_payload(
-                    command=ACTIVATE,
-                    request_id=_request_id(item),
-                    ok=False,
-                    error=error,
-                    engine=running.info,
-                    since_ns=running.since_ns,
-                    load_ms=None,
-                ))  # fmt: skip
+                self._refuse(_request_id(item), error)
 
     # -- the worker ---------------------------------------------------------------------------
 
@@ -198,6 +189,11 @@ class EngineSwapper(Worker):
             error = _why(exc)
         request_id = _request_id(payload)
         log.error("engine/activate refused (request %s): %s", request_id, error)
+        self._refuse(request_id, error)
+        return None
+
+    def _refuse(self, request_id: str | None, error: str) -> None:
+        """Answer an activation that will not be served: the running engine stays."""
         running = self.slot.current
         self._respond(response_payload(
             command=ACTIVATE,
@@ -208,7 +204,6 @@ class EngineSwapper(Worker):
             since_ns=running.since_ns,
             load_ms=None,
         ))  # fmt: skip
-        return None
 
 
 def _names(target: EngineRef | None, engine: ActiveEngine) -> bool:
