@@ -17,7 +17,8 @@ the table has been emptied, which lets the sender ask for "rows after the last o
 A message the broker will never take (bigger than its largest packet, refused for good) is *set
 aside*: moved, in one transaction, to the `set_aside` table with the reason, so that the messages
 behind it flow and it is still on disk for someone to look at (`sqlite3 FILE 'SELECT id, topic,
-reason FROM set_aside'`).
+reason FROM set_aside'`). The table keeps the newest SET_ASIDE_KEEP of them: a station that sets
+a message aside at every part must not fill its disk (the publisher counts and logs each one).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from edge.mqtt.errors import OutboxError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # 2: the set_aside table
+SET_ASIDE_KEEP = 1000  # messages set aside that stay on disk, the newest
 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -191,7 +193,8 @@ class Outbox:
 
     def set_aside(self, message_id: int, reason: str) -> bool:
         """Move a message the broker will never take to the set_aside table, with why; it is
-        no longer pending. False if there was no such message."""
+        no longer pending, and the oldest set aside beyond SET_ASIDE_KEEP are dropped. False if
+        there was no such message."""
         with self._lock, self._errors("set a message aside"):
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -203,6 +206,11 @@ class Outbox:
                     (reason, time.time(), message_id),
                 ).rowcount
                 db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+                db.execute(
+                    "DELETE FROM set_aside WHERE id NOT IN"
+                    " (SELECT id FROM set_aside ORDER BY id DESC LIMIT ?)",
+                    (SET_ASIDE_KEEP,),
+                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

@@ -186,3 +186,18 @@ def test_use_after_close_is_an_outbox_error(tmp_path: Path) -> None:
     outbox.close()
     with pytest.raises(OutboxError):
         outbox.put("t", b"x")
+
+
+def test_the_messages_set_aside_are_bounded_keeping_the_newest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edge.mqtt.outbox as outbox_module
+
+    monkeypatch.setattr(outbox_module, "SET_ASIDE_KEEP", 3)
+    with Outbox(tmp_path / "o.db", synchronous="NORMAL") as outbox:
+        ids = [outbox.put("t", b"x" * i, 1) for i in range(6)]
+        ids.append(outbox.put("t", b"stays pending", 1))
+        for message_id in ids[:6]:
+            assert outbox.set_aside(message_id, "too big")
+        assert outbox.set_aside_ids() == ids[3:6]
+        assert [m.id for m in outbox.pending(10)] == ids[6:]
