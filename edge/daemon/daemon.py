@@ -69,6 +69,7 @@ EXIT_OK, EXIT_FATAL = 0, 1
 STOP_TIMEOUT_S = 10.0  # the whole shutdown; systemd's TimeoutStopSec= is well above it
 FLUSH_TIMEOUT_S = 3.0  # of that, at most this long for the outbox to drain to the broker
 _TICK_S = 0.1  # the main loop's period: watchdog, STATUS and metrics are checked this often
+_SWAPPER_JOIN_S = 1.0  # how long a stop waits for an engine load in progress
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,9 @@ class Daemon:
             _Step("monitor", self._start_monitor, self._join("monitor")),
             _Step("output worker", self._start_output, self._join("output")),
             _Step("inspection worker", self._start_inspection, self._join("inspection")),
-            _Step("engine swapper", self.swapper.start, self._join("swapper")),
+            # Not on the parts' path: an engine load in progress (a TensorRT build can take
+            # a minute) is abandoned rather than allowed to eat the shutdown's budget.
+            _Step("engine swapper", self.swapper.start, self._join_swapper),
             _Step("acquisition worker", self._start_acquisition, self._join("acquisition")),
         ]
 
@@ -485,6 +488,9 @@ class Daemon:
 
     def _output_alive(self) -> bool:
         return self.output is not None and not self.output.done
+
+    def _join_swapper(self, timeout_s: float) -> None:
+        self.swapper.join(min(timeout_s, _SWAPPER_JOIN_S))
 
     def _join(self, name: str) -> Callable[[float], None]:
         def join(timeout_s: float) -> None:

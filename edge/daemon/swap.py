@@ -155,6 +155,8 @@ class EngineSwapper(Worker):
             what = target or self.source.describe()
             log.info("%s: loading %s beside %s", request.command, what, running.info)
             loaded = self.source.open(target)
+            if self.stop_event.is_set():  # stopping: neither record nor switch to it
+                raise SwapAbandoned("the daemon is stopping")
             if request.command == RELOAD and loaded.info == running.info:
                 log.info("reload: %s is unchanged", running.info)
                 return SwapOutcome(request, True, running)
@@ -204,6 +206,10 @@ class EngineSwapper(Worker):
             since_ns=running.since_ns,
             load_ms=None,
         ))  # fmt: skip
+
+
+class SwapAbandoned(PartSightError):
+    """A swap given up because the daemon stops while the new engine was loading."""
 
 
 def _names(target: EngineRef | None, engine: ActiveEngine) -> bool:

@@ -522,14 +522,14 @@ class MqttPublisher:
 
     def _resend_retained(self, session: _Session) -> None:
         """Send the retained messages again on a new connection. A caller may replace one
-        meanwhile (an engine swap) and send it itself; so the values are read again after
-        sending until none changed, and the broker keeps the newest, never a stale copy."""
+        meanwhile (an engine swap) and send it itself, possibly before our older copy goes
+        out; so what was sent is read again until none of it changed, and the broker keeps the
+        newest, never a stale copy. (A message first published meanwhile is its caller's to
+        send: the session is already set.)"""
         sent: dict[str, tuple[bytes, int]] = {}
-        while True:
-            with self._lock:
-                due = {t: v for t, v in self._retained.items() if sent.get(t) != v}
-            if not due:
-                return
+        with self._lock:
+            due = dict(self._retained)
+        while due:
             limit = self._packet_limit(session)
             for topic, (data, qos) in due.items():
                 sent[topic] = (data, qos)
@@ -544,6 +544,8 @@ class MqttPublisher:
                     )
                     continue
                 session.client.publish(topic, data, qos=qos, retain=True)
+            with self._lock:
+                due = {t: v for t, v in self._retained.items() if t in sent and sent[t] != v}
 
     def _pump(self, session: _Session) -> None:
         """Send and settle until the connection drops or stop() has flushed."""

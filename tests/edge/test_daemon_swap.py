@@ -205,6 +205,20 @@ def test_a_request_beyond_the_queue_is_answered_busy(
     assert answer["engine"]["version"] == "0.1.0"
 
 
+def test_a_swap_loading_while_the_daemon_stops_is_given_up(
+    swapper: tuple[EngineSwapper, list[dict[str, Any]]],
+) -> None:
+    """A stop does not wait for an engine load (a TensorRT build can take a minute); the load
+    that finishes afterwards is neither recorded in the store nor switched to."""
+    worker, answers = swapper
+    running = worker.slot.current
+    worker.stop_event.set()
+    outcome = worker.serve(SwapRequest(ACTIVATE, V2, "late"))
+    assert not outcome.ok and worker.slot.current is running
+    assert answers[-1]["error"] == "the daemon is stopping"
+    assert EngineStore(worker.source.config.engine_store_dir).active() == V1
+
+
 def test_activating_the_running_engine_records_it_and_loads_nothing(
     swapper: tuple[EngineSwapper, list[dict[str, Any]]],
 ) -> None:

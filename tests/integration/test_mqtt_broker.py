@@ -123,6 +123,8 @@ def test_status_online_retained_then_stopped_on_a_clean_stop(
     assert eventually(lambda: publisher.connected)
     publisher.publish("engine", {"name": "bracket", "version": "1.0.0"}, retain=True, durable=False)
     publisher.publish("metrics", {"parts": 0}, qos=0, durable=False)
+    # The broker has both before the late client subscribes (they travel on another connection).
+    subscriber.wait_for(lambda m: {TOPICS.engine, TOPICS.metrics} <= {x.topic for x in m})
 
     late = Subscriber(broker, [TOPICS.status, TOPICS.engine])
     late.connect()
