@@ -405,6 +405,21 @@ def test_a_full_disk_during_unpack_is_refused_and_cleaned_up(
 # -- choosing engines ----------------------------------------------------------------------------
 
 
+def test_an_engine_the_camera_cannot_feed_is_refused(
+    capsys: pytest.CaptureFixture[str], station: Station, files: Files, tmp_path: Path
+) -> None:
+    """A colour camera on this station and a mono engine: every part would be NOK "image",
+    so install refuses it in one line (as start-up and a hot swap do), the store unchanged."""
+    (tmp_path / "frames").mkdir()
+    colour = {
+        "kind": "basler", "serial": "0815-0000", "trigger": "software", "pixel_format": "BGR8",
+        "roi": [0, 0, 64, 64], "emulation_image_dir": str(tmp_path / "frames"),
+    }  # fmt: skip
+    config = store_station(tmp_path, files.trusted, camera=colour)
+    line = refused(capsys, Station(config, station.store), files.v2)
+    assert "camera.pixel_format: BGR8 gives colour (3 channels) frames" in line
+
+
 def test_install_activate_rollback_remove_and_list(
     capsys: pytest.CaptureFixture[str], station: Station, files: Files
 ) -> None:
