@@ -51,14 +51,19 @@ def write_manifest(root: Path, manifest: Manifest, payload: list[str]) -> Manife
     return final
 
 
-def load_bundle(root: Path | str) -> Bundle:
-    """Read and verify a bundle folder; BundleError says exactly what is wrong."""
+def load_bundle(root: Path | str, manifest_bytes: bytes | None = None) -> Bundle:
+    """Read and verify a bundle folder; BundleError says exactly what is wrong.
+
+    `manifest_bytes`: the manifest as already read (the exact bytes whose signature was just
+    checked), so that what is verified and what is used are one reading of the file;
+    default: read `root`/manifest.json."""
     root = Path(root)
     if not root.is_dir():
         raise BundleError(f"{root}: engine bundle folder not found")
     manifest_path = root / MANIFEST
     try:
-        raw = json.loads(manifest_path.read_text())
+        text = manifest_path.read_bytes() if manifest_bytes is None else manifest_bytes
+        raw = json.loads(text)
     except FileNotFoundError as exc:
         raise BundleError(f"{manifest_path}: missing") from exc
     except (OSError, ValueError) as exc:

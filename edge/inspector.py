@@ -165,7 +165,7 @@ class Inspector:
     @classmethod
     def open(
         cls,
-        engine: Path | str,
+        engine: Path | str | Bundle,
         backend: BackendConfig | None = None,
         threshold: float | None = None,
         registration_device: str = "auto",
@@ -174,9 +174,10 @@ class Inspector:
         pass_probability: float | None = None,
         ood_margin: float | None = None,
     ) -> Inspector:
-        """Load the bundle and the backend its configuration section asks for (default: ONNX
+        """Load the bundle (a folder; or a Bundle already loaded and verified, e.g. from its
+        signed manifest) and the backend its configuration section asks for (default: ONNX
         Runtime with its defaults), for the DAE and, if the engine has one, its classifier."""
-        bundle = load_bundle(engine)
+        bundle = engine if isinstance(engine, Bundle) else load_bundle(engine)
         manifest = bundle.manifest
         section = backend if backend is not None else OnnxRuntimeBackendConfig()
         spec = manifest.classifier

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.bundle import Bundle
 from edge.config import Config
 from edge.config.camera import engine_fit
 from edge.errors import EngineFitError
 from edge.inspector import Inspector
 
 
-def open_station_engine(bundle_dir: Path, config: Config) -> Inspector:
-    """Load the bundle folder `bundle_dir` (every file's hash checked), check that this
-    station's camera gives frames it takes, and re-score its golden samples: an engine that
-    disagrees with itself on this machine never judges a part. Raises BundleError (or
+def open_station_engine(bundle_dir: Path | Bundle, config: Config) -> Inspector:
+    """Load the bundle folder `bundle_dir` (every file's hash checked; or take the Bundle
+    already loaded from its signed manifest), check that this station's camera gives frames
+    it takes, and re-score its golden samples: an engine that disagrees with itself on this
+    machine never judges a part. Raises BundleError (or
     InferenceError from the backend), EngineFitError when the camera's pixel format or ROI
     does not fit the engine (a colour format on a mono engine would make every part NOK
     "image"); BundleError too when the configuration overrides pass_probability or ood_margin

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from edge.bundle import load_bundle
 from edge.config import Config
 from edge.daemon.verdict import EngineInfo
 from edge.station_engine import open_station_engine
-from edge.store import EngineRef, EngineStore, StoreError, TrustedKeys, check_folder_signature
+from edge.store import EngineRef, EngineStore, StoreError, TrustedKeys, read_signed_manifest
 
 if TYPE_CHECKING:
     from edge.backends import InferenceBackend
@@ -127,10 +128,12 @@ class EngineSource:
         """Verify and load `ref` (default: what the configuration names now) and check its
         golden samples. Raises a PartSightError (StoreError, SignatureError, BundleError,
         InferenceError) saying why it cannot judge parts."""
-        folder, signer = self._locate(ref)
-        inspector = open_station_engine(folder, self.config)
+        engine, signer = self._locate(ref)
+        inspector = open_station_engine(engine, self.config)
         active = ActiveEngine(inspector, EngineInfo.of(inspector.bundle, inspector.backend), signer)
-        log.info("engine %s loaded from %s, golden samples pass", active.info, folder)
+        log.info(
+            "engine %s loaded from %s, golden samples pass", active.info, inspector.bundle.root
+        )
         return active
 
     def commit(self, ref: EngineRef) -> None:
@@ -139,16 +142,20 @@ class EngineSource:
             raise self._needs_store()
         self.store.activate(ref, self.trust, wait_s=_STORE_WAIT_S)
 
-    def _locate(self, ref: EngineRef | None) -> tuple[Path, str | None]:
+    def _locate(self, ref: EngineRef | None) -> tuple[Bundle | Path, str | None]:
+        """The engine to open: a bundle verified from its signed manifest (store, or a folder
+        with trusted keys), else the configured folder; and the signer's key id."""
         if self.store is not None and self.trust is not None:
             verified = self.store.verify(ref or _active_in(self.store), self.trust)
-            return verified.bundle.root, verified.signer
+            return verified.bundle, verified.signer
         if ref is not None:
             raise self._needs_store()
         folder = self.config.engine.path
         assert folder is not None  # the configuration has path or store
-        signer = check_folder_signature(folder, self.trust) if self.trust else None
-        return folder, signer
+        if self.trust is None:
+            return folder, None
+        signer, signed = read_signed_manifest(folder, self.trust)
+        return load_bundle(folder, signed), signer
 
     def _needs_store(self) -> StoreError:
         return StoreError(

@@ -16,7 +16,13 @@ from __future__ import annotations
 from edge.store.archive import ARCHIVE_SUFFIX, archive_name, unpack
 from edge.store.errors import ArchiveError, SignatureError, StoreError
 from edge.store.pointer import EngineRef, Pointer
-from edge.store.signature import TrustedKeys, check_folder_signature, key_id, short_id
+from edge.store.signature import (
+    TrustedKeys,
+    check_folder_signature,
+    key_id,
+    read_signed_manifest,
+    short_id,
+)
 from edge.store.store import (
     EngineStore,
     Installed,
@@ -43,6 +49,7 @@ __all__ = [
     "archive_name",
     "check_folder_signature",
     "key_id",
+    "read_signed_manifest",
     "short_id",
     "unpack",
 ]

@@ -165,6 +165,14 @@ def check_folder_signature(root: Path, trust: TrustedKeys) -> str:
     """Verify the signature of the bundle folder `root` (its manifest.json against its
     manifest.sig); the signer's key id, or SignatureError. The files' hashes are the bundle
     loader's to check (edge.bundle.load_bundle)."""
+    return read_signed_manifest(root, trust)[0]
+
+
+def read_signed_manifest(root: Path, trust: TrustedKeys) -> tuple[str, bytes]:
+    """(signer's key id, the manifest's bytes) of the bundle folder `root`, its signature
+    checked against the trusted keys; SignatureError otherwise. Hand the bytes to
+    edge.bundle.load_bundle, so that the manifest used is the one whose signature was checked,
+    not a second reading of a file that may have changed since."""
     try:
         manifest_bytes = (root / MANIFEST).read_bytes()
     except OSError as exc:
@@ -175,4 +183,4 @@ def check_folder_signature(root: Path, trust: TrustedKeys) -> str:
         raise SignatureError(f"{root}: not signed (no {SIGNATURE})") from None
     except OSError as exc:
         raise SignatureError(f"{root}: cannot read {SIGNATURE}: {exc.strerror}") from None
-    return trust.verify(manifest_bytes, signature)
+    return trust.verify(manifest_bytes, signature), manifest_bytes

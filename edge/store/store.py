@@ -56,7 +56,7 @@ from edge.store.pointer import (
     write_pointer,
 )
 from edge.store.semver import newer, precedence
-from edge.store.signature import TrustedKeys, check_folder_signature, short_id
+from edge.store.signature import TrustedKeys, read_signed_manifest, short_id
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,8 @@ class EngineStore:
         keys and every file's sha256 (anything may have changed on disk since it was
         installed). StoreError, SignatureError or BundleError say what is wrong."""
         found = self.find(ref)
-        signer = check_folder_signature(found.bundle_dir, trust)
-        bundle = load_bundle(found.bundle_dir)
+        signer, signed = read_signed_manifest(found.bundle_dir, trust)
+        bundle = load_bundle(found.bundle_dir, signed)
         manifest = bundle.manifest
         if (manifest.name, manifest.version) != (ref.name, ref.version):
             raise StoreError(f"{found.path} holds {manifest.name}@{manifest.version}, not {ref}")

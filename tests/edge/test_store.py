@@ -486,6 +486,27 @@ def test_an_installed_engine_changed_on_disk_is_not_activated(
     assert station.store.active() == V1
 
 
+def test_the_engine_judging_parts_is_the_one_whose_signature_was_checked(
+    station: Station, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest is read once: its signature is checked on those bytes and the engine is
+    built from them. A manifest changed on disk right after the check (here: a threshold
+    raised by whoever can write the store) is not the one used."""
+    from edge.daemon.engines import EngineSource
+    from edge.store import store as store_module
+
+    real = store_module.read_signed_manifest
+
+    def then_tampered(root: Path, trust: object) -> tuple[str, bytes]:
+        checked = real(root, trust)  # type: ignore[arg-type]
+        edit_manifest(root, lambda raw: raw["scoring"].update(threshold=1e9))
+        return checked
+
+    monkeypatch.setattr(store_module, "read_signed_manifest", then_tampered)
+    active = EngineSource(load_config(station.config)).open()
+    assert active.signer is not None and active.inspector.threshold < 1e9
+
+
 def test_every_install_step_is_logged_in_order(
     capsys: pytest.CaptureFixture[str],
     station: Station,
