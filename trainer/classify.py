@@ -35,6 +35,7 @@ from trainer.classify_defaults import (
     DEFAULT_OOD_MARGIN,
     DEFAULT_PASS_PROBABILITY,
 )
+from trainer.engine_output import check_engine_output, replace_with
 from trainer.errors import DatasetError, TrainerError
 from trainer.export import OPSET
 from trainer.feature_table import FeatureExtractor, FeatureTable
@@ -77,6 +78,7 @@ def classify(engine: Path, labelled: Path, out: Path, config: ClassifyConfig) ->
     failure."""
     if out.resolve() == engine.resolve():
         raise TrainerError(f"--out {out} is the engine itself: write the new engine elsewhere")
+    check_engine_output(out, [engine, labelled])
     if config.per_type < 1:
         raise TrainerError(f"--per-type {config.per_type}: need at least 1 image per type")
     staging = out.with_name(out.name + ".partial")
@@ -154,9 +156,7 @@ def _classify(
     payload += [CLASSIFIER_FILE, REFERENCE_FILE, *(g.file for g in golden)]
     write_manifest(staging, new, payload)
     Inspector.open(staging).check_golden()  # the classifier's golden samples included
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+    replace_with(staging, out)
     used = per_type_counts(table.items)
     return ClassifyResult(
         out, version, used, spec.training.defects, spec.training.nuisances, cv_pass, cv_escape,

@@ -40,6 +40,7 @@ from edge.preprocess import check_image, to_model_input
 from trainer.alignment import Aligned, align_training_set, poses_vary
 from trainer.checkpoint import save_checkpoint
 from trainer.dataset import Dataset, read_uniform
+from trainer.engine_output import check_engine_output, replace_with
 from trainer.errors import DatasetError, TrainerError
 from trainer.export import INPUT_NAME, OPSET, export_onnx
 from trainer.foreground import auto_foreground
@@ -128,6 +129,7 @@ def _staging(out: Path) -> Path:
 
 def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     started = time.perf_counter()
+    check_engine_output(out, [data])  # before hours of training, not after
     dataset = Dataset.load(data)
     if len(dataset.train) < MIN_TRAIN_IMAGES:
         raise DatasetError(
@@ -242,9 +244,7 @@ def _fit(data: Path, out: Path, config: FitConfig) -> FitResult:
     write_manifest(staging, manifest, payload)
     # The bundle must load and reproduce its own golden scores before it replaces anything.
     Inspector.open(staging).check_golden()
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+    replace_with(staging, out)
     seconds = time.perf_counter() - started
     log.info("fit: engine written to %s in %.1f s (threshold %.6g)", out, seconds, threshold)
     device = result.device if result.amp is None else f"{result.device} ({result.amp})"

@@ -12,7 +12,7 @@ from edge.config.camera import engine_fit
 from edge.config.errors import ConfigError
 from edge.config.loader import load_config
 from edge.config.model import Config
-from edge.manifest import InputSpec, Manifest
+from edge.manifest import Manifest
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -34,8 +34,9 @@ def check_config_main(path: Path | str) -> int:
 
     Beyond the file itself: a backend whose runtime is not installed here (kind = "tensorrt"
     without TensorRT), and camera frames that do not fit the engine's (channels, size; read from
-    the bundle's manifest when there is one to read: the daemon checks the whole bundle), are
-    problems too: the daemon would not start."""
+    the bundle's manifest when there is one to read: the daemon checks the whole bundle), and
+    classifier settings for an engine without a classifier, are problems too: the daemon would
+    not start."""
     config = load_or_report(path)
     if config is None:
         return EXIT_INVALID
@@ -43,8 +44,10 @@ def check_config_main(path: Path | str) -> int:
 
     missing = missing_runtime(config.engine.backend)
     problems = [] if missing is None else [f"engine.backend.kind: {missing}"]
-    spec = _engine_input(_engine_folder(config))
-    problems += [] if spec is None else [f"camera.{p}" for p in engine_fit(config.camera, spec)]
+    manifest = _engine_manifest(_engine_folder(config))
+    if manifest is not None:
+        problems += [f"camera.{p}" for p in engine_fit(config.camera, manifest.input)]
+        problems += _classifier_overrides(config, manifest)
     for problem in problems:
         print(f"{path}: {problem}", file=sys.stderr)
     if problems:
@@ -74,11 +77,26 @@ def _engine_folder(config: Config) -> Path | None:
         return None
 
 
-def _engine_input(bundle: Path | None) -> InputSpec | None:
-    """The frames the engine takes, from its manifest; None when it cannot be read here."""
+def _classifier_overrides(config: Config, manifest: Manifest) -> list[str]:
+    """pass_probability / ood_margin set for an engine without a heatmap classifier: the
+    daemon refuses to start with it (edge.inspector)."""
+    if manifest.classifier is not None:
+        return []
+    engine = config.engine
+    return [
+        f"engine.{name}: the engine has no heatmap classifier (drop {name}, or use an engine "
+        "made by partsight-train classify)"
+        for name, value in (("pass_probability", engine.pass_probability),
+                            ("ood_margin", engine.ood_margin))
+        if value is not None
+    ]  # fmt: skip
+
+
+def _engine_manifest(bundle: Path | None) -> Manifest | None:
+    """The engine's manifest; None when it cannot be read here."""
     if bundle is None:
         return None
     try:
-        return Manifest.model_validate(json.loads((bundle / "manifest.json").read_text())).input
+        return Manifest.model_validate(json.loads((bundle / "manifest.json").read_text()))
     except (OSError, ValueError, ValidationError):
         return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,13 @@ def _ref(text: str) -> EngineRef:
 
 
 def _open(args: argparse.Namespace) -> tuple[Config, EngineStore] | None:
+    if args.config == DEFAULT_CONFIG and not DEFAULT_CONFIG.exists():
+        print(
+            f"{DEFAULT_CONFIG}: cannot read: No such file or directory (not a station? pass "
+            "--config FILE)",
+            file=sys.stderr,
+        )
+        return None
     config = load_or_report(args.config)
     if config is None:
         return None

@@ -210,14 +210,19 @@ class EngineStore:
             return self._switch(ref)
 
     def rollback(self, trust: TrustedKeys, wait_s: float = 0.0) -> Pointer:
-        """Make the previously active engine (the most recent one still installed) active."""
+        """Step back one activation: make the engine active before the current one (the most
+        recent still installed) active; repeated, it walks further back through the history."""
         with self._changing(wait_s):
             current = self.pointer()
             if current is None:
                 raise StoreError("no engine is active: nothing to roll back from")
             target = current.back({i.ref for i in self.installed()})
             if target is None:
-                raise StoreError(f"{current.active} is active and no earlier engine is installed")
+                raise StoreError(
+                    f"{current.active} is active and no earlier activation is left to go back "
+                    "to (rollback steps back through the activations; `activate NAME@VERSION` "
+                    "picks any installed engine)"
+                )
             self.verify(target.active, trust)
             write_pointer(self.pointer_path, target)
             return target

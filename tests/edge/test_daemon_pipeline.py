@@ -568,3 +568,25 @@ def test_camera_frames_the_engine_cannot_take_are_a_start_up_error(
     assert out.out == "" and out.err.splitlines() == [f"{path}: {message}"]
     assert run_main(path) == 2
     assert said_on_stderr(capsys) == [f"partsight: cannot start: {message}"]
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_classifier_settings_for_an_engine_without_one_fail_check_config_as_they_fail_start(
+    tmp_path: Path, tiny_engine: FitResult, capsys: Any
+) -> None:
+    (tmp_path / "frames").mkdir()
+    data = station_config(
+        state_dir=tmp_path / "state",
+        engine=tiny_engine.engine,
+        camera={"kind": "replay", "folder": str(tmp_path / "frames")},
+    )
+    data["engine"]["pass_probability"] = 0.8
+    path = write_config(tmp_path / "partsight.toml", data)
+    assert check_config_main(path) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}: engine.pass_probability: the engine has no heatmap classifier (drop "
+        "pass_probability, or use an engine made by partsight-train classify)"
+    ]
+    assert run_main(path) == 2
+    [line] = said_on_stderr(capsys)
+    assert "pass_probability/ood_margin are set, but the engine has no heatmap classifier" in line
