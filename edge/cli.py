@@ -74,10 +74,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # NaN or inf would pass every part
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+def _threshold(text: str) -> float:
+    """A score threshold: a positive finite number (NaN or inf would pass every part; scores
+    are never negative, so 0 or less would reject every part)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive finite number")
     return value
 
 
@@ -97,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         help="image files, or folders searched recursively",
     )
     inspect.add_argument("--engine", required=True, type=Path, help="engine bundle folder")
-    inspect.add_argument("--threshold", type=_finite, help="override the engine's threshold")
+    inspect.add_argument("--threshold", type=_threshold, help="override the engine's threshold")
     inspect.add_argument(
         "--heatmaps", type=Path, metavar="DIR", help="write a heatmap overlay per image here"
     )

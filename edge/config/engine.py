@@ -108,6 +108,7 @@ class EngineConfig(StrictModel):
     )
     threshold: float | None = Field(
         None,
+        gt=0,
         allow_inf_nan=False,
         description="override the bundle's score threshold (score >= threshold is NOK), only "
         "with path; omitted: the bundle's own",

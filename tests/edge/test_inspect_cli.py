@@ -92,3 +92,19 @@ def test_the_pixel_limit_is_an_option(
         capsys, "--engine", str(tiny_engine.engine), str(image), "--max-pixels", "4096"
     )
     assert code == 0 and lines[0]["verdict"] in ("OK", "NOK")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("abc", "'abc' is not a number"), ("-1", "'-1' is not a positive finite number"),
+     ("0", "'0' is not a positive finite number"), ("nan", "'nan' is not a positive finite")],
+)  # fmt: skip
+def test_a_threshold_that_would_judge_nothing_is_refused(
+    tiny_engine: FitResult, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, why: str
+) -> None:
+    """Scores are never negative: a threshold of 0 or less would reject every part, NaN or inf
+    pass every one; argparse's own message named an internal function."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["inspect", "--engine", str(tiny_engine.engine), "--threshold", value, str(tmp_path)])
+    assert exit_.value.code == 2
+    assert f"argument --threshold: {why}" in capsys.readouterr().err
