@@ -28,7 +28,7 @@ from edge.daemon.reject import RejectOutput
 from edge.daemon.sequencer import Sequencer
 from edge.daemon.throttle import LogThrottle
 from edge.daemon.tracker import InFlight, Ticket
-from edge.daemon.verdict import ANOMALY, NOK, OK, REGISTRATION, TIMEOUT, Verdict
+from edge.daemon.verdict import ANOMALY, NOK, OK, OOD, REGISTRATION, TIMEOUT, Verdict
 from edge.daemon.worker import FatalHandler, Worker
 from edge.errors import PartSightError
 from hw.camera.clock import Clock
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # The longest the stage sleeps with nothing to do: also how late a deadline can be noticed.
 _TICK_S = 0.02
-_ORDINARY = frozenset({"", ANOMALY, REGISTRATION})  # reasons not worth a log line each
+_ORDINARY = frozenset({"", ANOMALY, OOD, REGISTRATION})  # reasons not worth a log line each
 
 
 class OutputWorker(Worker):
@@ -185,10 +185,10 @@ class OutputWorker(Worker):
         held = self._throttle.allow(verdict.reason)
         if held is not None:
             log.warning(
-                "part %d: %s %s: %s%s",
+                "part %d: %s %s%s%s",
                 verdict.part_id,
                 verdict.verdict,
                 verdict.reason,
-                verdict.detail,
+                f": {verdict.detail}" if verdict.detail else "",
                 f" ({held} more {verdict.reason} not logged)" if held else "",
             )
