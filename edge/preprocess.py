@@ -27,14 +27,14 @@ def check_image(image: np.ndarray, spec: InputSpec, source: str) -> None:
         if not (low <= height <= spec.source_height and low <= width <= spec.source_width):
             raise ImageError(
                 source,
-                f"size {width}x{height} is outside the sizes this engine judges "
-                f"(width {low}..{spec.source_width}, height {low}..{spec.source_height} px)",
+                f"size {height}x{width} (HxW) is outside the sizes this engine judges "
+                f"(height {low}..{spec.source_height}, width {low}..{spec.source_width} px)",
             )
     elif (height, width) != (spec.source_height, spec.source_width):
         raise ImageError(
             source,
-            f"wrong size {width}x{height}, "
-            f"the engine expects {spec.source_width}x{spec.source_height}",
+            f"wrong size {height}x{width} (HxW), "
+            f"the engine expects {spec.source_height}x{spec.source_width}",
         )
 
 

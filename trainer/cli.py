@@ -250,8 +250,15 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "synthetic anomalies pasted in)",
     )
     parser.add_argument("--val-data", type=Path, help="labelled data for an F1-optimal threshold")
-    parser.add_argument("--name", default="engine")
-    parser.add_argument("--version", default="0.1.0")
+    parser.add_argument(
+        "--name", default="engine", help="the engine's name in a station's store (default engine)"
+    )
+    parser.add_argument(
+        "--version",
+        default="0.1.0",
+        help="its semantic version (default 0.1.0): a retrained engine needs a new one to be "
+        "installed beside the old",
+    )
     parser.add_argument("--checkpoint", type=Path, help="also save the model as safetensors")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
 

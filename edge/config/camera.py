@@ -188,13 +188,12 @@ def engine_fit(camera: BaslerCameraConfig | ReplayCameraConfig, spec: InputSpec)
             low = spec.min_source_side or 1
             if not (low <= width <= spec.source_width and low <= height <= spec.source_height):
                 problems.append(
-                    f"roi: {width}x{height} frames; the engine takes frames with sides of "
-                    f"{low}..{spec.source_width} px (width) and {low}..{spec.source_height} "
-                    "px (height)"
+                    f"roi: {height}x{width} (HxW) frames; the engine takes heights of "
+                    f"{low}..{spec.source_height} px and widths of {low}..{spec.source_width} px"
                 )
         elif (width, height) != (spec.source_width, spec.source_height):
             problems.append(
-                f"roi: {width}x{height} frames; the engine takes "
-                f"{spec.source_width}x{spec.source_height}"
+                f"roi: {height}x{width} (HxW) frames; the engine takes "
+                f"{spec.source_height}x{spec.source_width}"
             )
     return problems

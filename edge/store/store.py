@@ -299,7 +299,10 @@ class EngineStore:
     def _check_version(self, ref: EngineRef, allow_downgrade: bool) -> None:
         same = [i.ref for i in self.installed() if i.ref.name == ref.name]
         if ref in same:
-            raise StoreError(f"{ref} is already installed")
+            raise StoreError(
+                f"{ref} is already installed (a retrained engine needs a new version: "
+                "partsight-train fit --version)"
+            )
         if not same:
             return
         newest = max(same, key=lambda r: precedence(r.version))

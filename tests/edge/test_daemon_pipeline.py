@@ -544,7 +544,7 @@ def test_classifier_overrides_on_an_engine_without_one_stop_the_start(
             "camera.pixel_format: BGR8 gives colour (3 channels) frames; the engine takes mono "
             "(1 channel) frames (set a mono format, or use an engine trained on such frames)",
         ),
-        ({"roi": [0, 0, 80, 64]}, "camera.roi: 80x64 frames; the engine takes 64x64"),
+        ({"roi": [0, 0, 80, 64]}, "camera.roi: 64x80 (HxW) frames; the engine takes 64x64"),
     ],
 )
 def test_camera_frames_the_engine_cannot_take_are_a_start_up_error(

@@ -27,7 +27,7 @@ def test_colour_becomes_channels_first() -> None:
 @pytest.mark.parametrize(
     ("image", "message"),
     [
-        (np.zeros((8, 13), np.uint8), "wrong size 13x8"),
+        (np.zeros((8, 13), np.uint8), "wrong size 8x13 (HxW)"),
         (np.zeros((8, 12, 3), np.uint8), "3 channel"),
         (np.zeros((8, 12), np.float32), "pixel type"),
     ],

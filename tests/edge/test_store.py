@@ -214,7 +214,7 @@ def test_an_older_version_is_refused_unless_a_downgrade_is_allowed(
         "tiny@0.0.9 is not newer than the installed tiny@0.1.0; refusing a downgrade "
         "(--allow-downgrade installs it anyway)"
     )
-    assert refused(capsys, station, files.v1) == "tiny@0.1.0 is already installed"
+    assert refused(capsys, station, files.v1).startswith("tiny@0.1.0 is already installed")
     code, out, _ = engine(capsys, station, "install", str(files.v0), "--allow-downgrade")
     assert code == 0, out
     assert [i.ref for i in station.store.installed()] == [EngineRef("tiny", "0.0.9"), V1]

@@ -111,15 +111,18 @@ def test_inspect_refuses_a_wrong_size_frame(tiny_engine: FitResult, tmp_path: Pa
 
     cv2.imwrite(str(tmp_path / "big.png"), np.zeros((80, 64), np.uint8))
     out = run_cli("partsight", "inspect", "--engine", str(tiny_engine.engine), str(tmp_path))
-    assert out.returncode == 1 and "big.png" in out.stderr and "wrong size 64x80" in out.stderr
+    assert (
+        out.returncode == 1 and "big.png" in out.stderr and "wrong size 80x64 (HxW)" in out.stderr
+    )
 
 
 def test_threshold_override(tiny_engine: FitResult, tiny_dataset: Path) -> None:
     image = str(next((tiny_dataset / "test" / "good").iterdir()))
     out = run_cli(
-        "partsight", "inspect", "--engine", str(tiny_engine.engine), image, "--threshold", "0"
+        "partsight", "inspect", "--engine", str(tiny_engine.engine), image, "--threshold", "1e-9"
     )
-    assert json.loads(out.stdout)["verdict"] == "NOK" and json.loads(out.stdout)["threshold"] == 0
+    line = json.loads(out.stdout)
+    assert line["verdict"] == "NOK" and line["threshold"] == 1e-9
 
 
 @pytest.mark.parametrize("damage", ["model", "extra_file", "manifest"])

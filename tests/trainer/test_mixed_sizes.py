@@ -89,8 +89,8 @@ def test_frames_of_other_sizes_are_judged_in_range_and_refused_outside_it(
     assert lines[1]["verdict"] == "ERROR"
     low = spec.min_source_side
     assert lines[1]["error"].endswith(
-        f"size {spec.source_width}x{low - 1} is outside the sizes this engine judges "
-        f"(width {low}..{spec.source_width}, height {low}..{spec.source_height} px)"
+        f"size {low - 1}x{spec.source_width} (HxW) is outside the sizes this engine judges "
+        f"(height {low}..{spec.source_height}, width {low}..{spec.source_width} px)"
     )
 
 
