@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -28,6 +28,7 @@ from edge.config.mqtt import MqttConfig
 from edge.mqtt import MqttPublisher, Outbox, Topics, paho_client
 from tests.integration.broker import Broker, MakeBroker, Received, Subscriber
 from tests.mqtt_config import mqtt_config, station
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -61,15 +62,6 @@ def result(part_id: int) -> dict[str, object]:
 
 def part_ids(messages: list[Received]) -> list[int]:
     return [json.loads(m.payload)["part_id"] for m in messages if m.topic == TOPICS.result]
-
-
-def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture

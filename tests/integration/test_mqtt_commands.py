@@ -20,6 +20,7 @@ from edge.mqtt import MqttPublisher, Outbox, Topics
 from tests.integration.broker import Broker, MakeBroker
 from tests.mqtt_config import mqtt_config
 from tests.mqtt_config import station as station_section
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -60,15 +61,6 @@ def collecting() -> tuple[list[bytes], Callable[[bytes], None]]:
             got.append(payload)
 
     return got, handler
-
-
-def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_commands_reach_their_handler_retained_ones_never_again(
