@@ -92,14 +92,17 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 def write_engine_file(engine: Path, key_path: Path, out: Path) -> Path:
     """Sign the engine folder `engine` with the key in `key_path` and write its engine file.
 
-    `out` is a folder (the file is written into it) or the file itself, which must then be
-    named `<name>-<version>.tar`. The folder must load as a bundle (every hash checked) first.
-    Returns the file written. SigningError or BundleError when it cannot be.
+    `out` is a folder (the file is written into it; made when missing and not named `*.tar`) or
+    the file itself, which must then be named `<name>-<version>.tar`. The folder must load as a
+    bundle (every hash checked) first. Returns the file written. SigningError or BundleError
+    when it cannot be.
     """
     bundle = load_bundle(engine)
     manifest = bundle.manifest
     key = load_private_key(key_path)
     name = archive_name(manifest.name, manifest.version)
+    if not out.exists() and not out.name.endswith(".tar"):  # a folder not made yet (`dist/`)
+        out.mkdir(parents=True)
     target = out / name if out.is_dir() else out
     if target.name != name:
         raise SigningError(f"{out}: the engine file for this bundle is named {name}")

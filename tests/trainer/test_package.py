@@ -136,3 +136,16 @@ def test_a_bundle_whose_files_changed_is_not_signed(
     assert err == (
         f"partsight-train: error: {engine}: model.onnx does not match its sha256 (tampered?)\n"
     )
+
+
+def test_bundle_into_a_folder_not_made_yet(tiny_engine: FitResult, tmp_path: Path) -> None:
+    """`bundle --out dist/` on a fresh machine: the folder is made, the file named for the
+    engine; a `*.tar` path that is not the engine's name is still refused."""
+    from trainer.errors import SigningError
+    from trainer.package import write_engine_file
+
+    signer = make_signer(tmp_path)
+    written = write_engine_file(tiny_engine.engine, signer.private, tmp_path / "dist")
+    assert written.parent == tmp_path / "dist" and written.name.endswith(".tar")
+    with pytest.raises(SigningError, match="is named"):
+        write_engine_file(tiny_engine.engine, signer.private, tmp_path / "other" / "x.tar")
