@@ -7,11 +7,12 @@ frames, judged by ONNX Runtime, every result stored in the outbox (fsync) and pu
 local Mosquitto. The engine is build/demo/engine when `make demo` left one of that size, else a
 small one trained here in a minute or two (quality does not matter for throughput).
 
-The PLC run adds a Modbus/TCP reject output (verdict registers) to a pymodbus server
-(bench/plc.py) that answers for `--plc-phase` seconds, then hangs (reads every request, answers
-none) as long, `--plc-rounds` times, in one daemon run: parts/s and latency in each kind of
-phase (from the results' arrival, the first second of each phase left out), and their ratio. A
-hanging PLC must cost the reject output, not the pipeline: the ratio should be about 1.
+The PLC run adds a Modbus/TCP reject output (verdict registers) to a pymodbus server (the
+tests' PLC, tests/integration/plc.py) that answers for `--plc-phase` seconds, then hangs (reads
+every request, answers none) as long, `--plc-rounds` times, in one daemon run: parts/s and
+latency in each kind of phase (from the results' arrival, the first second of each phase left
+out), and their ratio. A hanging PLC must cost the reject output, not the pipeline: the ratio
+should be about 1.
 
     python bench/bench_daemon.py --out bench/results/latest.json
 """
@@ -29,9 +30,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plc import BenchPlc
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ helpers
 from results_file import entry, merge_results
 
+from tests.integration.plc import Plc
 from trainer.demo_line import (
     LOOPBACK,
     Mosquitto,
@@ -172,7 +174,7 @@ SETTLE_S = 1.0  # the start of each PLC phase, left out of its figures
 def measure_plc(
     work: Path, engine: Path, engine_note: str, phase_s: float, rounds: int, warmup_s: float
 ) -> list[dict[str, object]]:
-    plc = BenchPlc()
+    plc = Plc()
     plc.start()
     broker = Mosquitto(work / "broker-plc")
     broker.start()
@@ -245,7 +247,7 @@ def measure_plc(
         }
     healthy, hanging = figures["healthy"], figures["hanging"]
     rejected = {pid for pid, r in results.items() if r["verdict"] != "OK"}
-    pulsed = {values[0] for _t, address, values in plc.writes if address == 10}
+    pulsed = {w.values[0] for w in plc.register_writes(10)}
     note = (
         f"{rounds} x ({phase_s:g} s answering + {phase_s:g} s hanging) in one run, first "
         f"{SETTLE_S:g} s of each phase left out; modbus registers, timeout 200 ms; "

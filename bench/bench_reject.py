@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ helpers
 from results_file import entry, merge_results
 
 from hw.reject import NoneActuator, RejectActuator, RejectScheduler
@@ -79,18 +80,17 @@ def summarize(kind: str, due: dict[int, int], edges: dict[int, int]) -> list[dic
 
 
 def bench_modbus(parts: int) -> list[dict[str, object]]:
-    from plc import BenchPlc
-
     from hw.reject.modbus import ModbusActuator
+    from tests.integration.plc import Plc
 
-    server = BenchPlc()
+    server = Plc()
     server.start()
     try:
         act = ModbusActuator("127.0.0.1", port=server.port, mode="registers", register=10)
         due, _ = run(act, parts)
     finally:
         server.stop()
-    edges = {values[0]: t_ns for t_ns, address, values in server.writes if address == 10}
+    edges = {w.values[0]: w.t_ns for w in server.register_writes(10)}
     return summarize("modbus", due, edges)
 
 

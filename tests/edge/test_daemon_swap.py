@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.config import load_config
+from edge.config import Config, load_config
 from edge.config.monitor import MonitorConfig
 from edge.daemon import Daemon
 from edge.daemon.engines import ActiveEngine, EngineSlot, EngineSource
@@ -139,9 +139,8 @@ def test_the_slot_hands_each_part_the_engine_active_at_its_trigger(
 # -- the swapper's refusals ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def swapper(setup: Setup, tmp_path: Path) -> tuple[EngineSwapper, list[dict[str, Any]]]:
-    config = load_config(station(setup, tmp_path))
+def swapper_for(config: Config) -> tuple[EngineSwapper, list[dict[str, Any]]]:
+    """A swapper (not started) on the station `config` runs, and the answers it gives."""
     source = EngineSource(config)
     answers: list[dict[str, Any]] = []
     swapper = EngineSwapper(
@@ -154,6 +153,11 @@ def swapper(setup: Setup, tmp_path: Path) -> tuple[EngineSwapper, list[dict[str,
         respond=answers.append,
     )
     return swapper, answers
+
+
+@pytest.fixture
+def swapper(setup: Setup, tmp_path: Path) -> tuple[EngineSwapper, list[dict[str, Any]]]:
+    return swapper_for(load_config(station(setup, tmp_path)))
 
 
 @pytest.mark.parametrize(
@@ -241,18 +245,7 @@ def test_an_activation_needs_the_store(
         engine=tiny_engine.engine,
         camera={"kind": "replay", "folder": str(setup.frames)},
     )
-    config = load_config(write_config(tmp_path / "partsight.toml", data))
-    source = EngineSource(config)
-    answers: list[dict[str, Any]] = []
-    worker = EngineSwapper(
-        slot=EngineSlot(source.open()),
-        source=source,
-        clock=SystemClock(),
-        stop=threading.Event(),
-        on_fatal=lambda name, exc: None,
-        announce=lambda active: None,
-        respond=answers.append,
-    )
+    worker, answers = swapper_for(load_config(write_config(tmp_path / "partsight.toml", data)))
     worker.serve(SwapRequest(ACTIVATE, V2, "r1"))
     assert answers[-1]["error"] == (
         f"this station runs the engine folder {tiny_engine.engine}; activating an engine by "
