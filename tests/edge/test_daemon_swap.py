@@ -41,6 +41,7 @@ from tests.engine_files import (
     store_station,
     trusted_folder,
 )
+from tests.waiting import eventually
 from trainer.demo_line import free_port, station_config, write_config
 from trainer.fit import FitResult
 
@@ -103,10 +104,7 @@ def command(name: str, version: str, request_id: str) -> bytes:
 
 
 def wait_for(done: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+    assert eventually(done, timeout_s), f"timed out waiting for {what}"
 
 
 def published(outbox: Path, suffix: str) -> list[dict[str, Any]]:
