@@ -9,7 +9,7 @@ and `--test` other images it is judged on. Figures:
 - with 20 and with 5 labelled images per type (`partsight-train classify`, default features),
   the line's verdicts on the test set (`partsight-train evaluate`, the edge runtime):
   nuisance_pass_rate, defect_escape_rate (mixed parts included), good_pass_rate;
-- the learning curve (5, 10, 20, 50 per type, 3 seeds) for hu, cnn and both, in the
+- the learning curve (5, 10, 20, 50 per type, 3 seeds) for every feature set, in the
   evaluation report and in the results' notes;
 - the out-of-distribution guard: each defect type in turn left out of the classifier's
   training (20 per type of the others): the fraction of that unseen type still rejected;
@@ -71,12 +71,14 @@ def hold_out(pool: FeatureTable, test: FeatureTable, threshold: float) -> dict[s
         policy = DecisionPolicy(threshold, DEFAULT_PASS_PROBABILITY, guard, guard.margin)
         of_type = [k for k, i in enumerate(test.items) if i.type == left_out]
         subset = test.subset(of_type)
-        p, d = trained.predict(subset.vectors(DEFAULT_FEATURES))
+        got = trained.predict(subset.vectors(DEFAULT_FEATURES))
         reasons = [
             decide(
-                float(s), policy, Classification(float(pk), float(s), float(a), float(dk))
+                float(s), policy, Classification(float(pk), float(s), float(a), float(dk), float(e))
             ).reason
-            for s, pk, a, dk in zip(subset.scores, p, subset.areas, d, strict=True)
+            for s, pk, a, dk, e in zip(
+                subset.scores, got.probability, subset.areas, got.distance, got.excess, strict=True
+            )
         ]
         flagged = int(np.sum(subset.scores >= threshold))
         rejected = sum(r in ("anomaly", "ood") for r in reasons)
@@ -98,10 +100,7 @@ def classifier_ms(engine: Path, test: FeatureTable, parts: int = 200) -> float:
     classifier = inspector.classifier
     assert classifier is not None
     flagged = [s for s in test.scored if s.score >= inspector.threshold][:parts]
-    views = [
-        classifier.view(s.anomaly_map, s.model_input, s.activation, s.score, inspector.threshold)
-        for s in flagged
-    ]
+    views = [classifier.view(s, inspector.threshold) for s in flagged]
     classifier.classify(views[:5])  # warm up ONNX Runtime
     started = time.perf_counter()
     for view in views:

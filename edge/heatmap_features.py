@@ -8,25 +8,39 @@ The anomalous region. The map's pixels at or above the engine's pixel threshold
 part the score flags always has one). The *peak region* is the connected part of it (8-
 neighbours) holding the map's highest pixel; the *union* is all of it.
 
-Feature sets (``FeatureSet``):
+Groups (a feature set, ``FeatureSet``, is one or more of them: ``hu``, ``residual``, ``cnn``,
+``both`` = hu + cnn, ``all`` = the three; edge.manifest.FEATURE_GROUPS):
 
-- ``hu`` (HU_COUNT values): Hu's seven moment invariants (Hu 1962; ``cv2.HuMoments``) of the
-  peak region's silhouette and seven of the map inside it, each log-scaled with its sign kept
-  (``signed_log10``); the region descriptors a vision engineer adds: area, peak and mean of
-  the map (in pixel-threshold units), elongation (square root of the ratio of the region's
-  second-moment eigenvalues), solidity (area over convex-hull area); how far the image departs
-  from the good parts there, in units of the good parts' per-pixel spread — before and after
-  undoing the frame's global brightness/contrast change (mean; and after: mean, lowest and
-  highest: a dark pit goes negative, bright dust positive, a defect under an oil film or a
-  light change keeps its local departure once the global change is undone); and for the frame
+- ``hu`` (HU_COUNT values), the DAE map: Hu's seven moment invariants (Hu 1962;
+  ``cv2.HuMoments``) of the peak region's silhouette and seven of the map inside it, each log-
+  scaled with its sign kept (``signed_log10``); the region descriptors a vision engineer adds:
+  area, peak and mean of the map (in pixel-threshold units), elongation (square root of the
+  ratio of the region's second-moment eigenvalues), solidity (area over convex-hull area); how
+  far the image departs from the good parts there, in units of the good parts' per-pixel spread
+  — before and after undoing the frame's global brightness/contrast change (mean; and after:
+  mean, lowest and highest: a dark pit goes negative, bright dust positive); and for the frame
   as a whole: that brightness and contrast change (least squares of the image on the good mean
   over the foreground outside the anomaly: image ≈ gain · mean + offset), the union's share of
   the foreground, the number of regions and log(score / threshold).
+- ``residual`` (RESIDUAL_COUNT values), the corrected residual (edge.residual: the part against
+  its own reconstruction once the light change is undone, split into a ``fine`` and a ``broad``
+  map): the light change (gain − 1, offset); the peaks of the fine and broad maps against the
+  good parts' (log of peak / level, the level the 99th percentile of good parts' peaks); how
+  many fine and broad regions reach their level and their total area (log 1 + ·); for the fine
+  map's strongest region: its area, elongation, solidity; the residual in it (mean, lowest,
+  highest, in good-spread units, signed log 1 + ·), the balance of its bright and dark pixels
+  and the residual in the ring of pixels around it (mean, highest: a dent's lit rim, which a
+  speck of grime lacks); how sharp it is (the share of its residual energy above the broad map);
+  whether it touches the foreground's border; the corrected luminance in it (lowest, highest,
+  mean: a fibre's shade is its own, a scratch's follows the metal); the share of it, and of all
+  fine regions, over the foreground's dark phase (holes, the conveyor: where a fibre may lie and
+  a scratch cannot); and how it runs (edge.residual.bend at a fifth of the fine map's peak:
+  length, sagitta, wobble, width: a fibre lies in an arc, a scratch is straight, a crack
+  wobbles).
 - ``cnn`` (2 · Cf values): the DAE's own encoder (the engine's ``features`` output, stride 4)
   as the pre-trained network: its activations over the peak region, as departures from the
   good parts' mean activation in units of their spread, averaged (signed) and averaged in
   absolute value per channel.
-- ``both``: the two, concatenated (hu first).
 
 ``FEATURE_VERSION`` names this layout; a bundle whose classifier was trained on another one is
 refused (BundleError) rather than fed features it does not know.
@@ -44,11 +58,15 @@ import cv2
 import numpy as np
 
 from edge.errors import BundleError
-from edge.manifest import FeatureSet
+from edge.manifest import FEATURE_GROUPS, FeatureSet
+from edge.residual import bend, corrected_residual, region_at, residual_maps
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 FEATURE_SETS: tuple[str, ...] = get_args(FeatureSet)
 HU_COUNT = 28
+RESIDUAL_COUNT = 28
+_LEVEL_QUANTILE = 0.99  # of good parts' fine and broad peaks: the maps' levels
+_LINE_FRACTION = 0.2  # of the fine map's peak: where a line-like region's extent is cut
 _HU_FLOOR = 1e-12  # Hu moments below this magnitude count as 0 (signed_log10)
 _STD_FLOOR_FRACTION = 0.1  # the good spread is floored at this fraction of its mean
 
@@ -73,12 +91,21 @@ class GoodReference:
 
     ``mean``/``std``: (H, W) float32, the luminance (mean over channels) of good model inputs,
     std floored at a tenth of its mean; ``foreground``: (H, W) bool, where the part is (the
-    engine's scoring mask, or everywhere); ``activation_mean``/``activation_std``: (Cf, Hf, Wf)
-    float32, the same for the encoder's activations (None when the classifier uses none)."""
+    engine's scoring mask, or everywhere); ``dark_phase``: (H, W) bool, the foreground's darker
+    pixels on the good mean (Otsu's threshold over the foreground: holes, the conveyor, for a
+    bright part); ``residual_spread``: (H, W) float32, the per-pixel spread of good parts'
+    corrected residual (edge.residual), floored likewise; ``fine_level``/``broad_level``: the
+    99th percentile of good parts' fine and broad peaks; ``activation_mean``/``activation_std``:
+    (Cf, Hf, Wf) float32, the same for the encoder's activations (None when the classifier uses
+    none)."""
 
     mean: np.ndarray
     std: np.ndarray
     foreground: np.ndarray
+    dark_phase: np.ndarray
+    residual_spread: np.ndarray
+    fine_level: float
+    broad_level: float
     activation_mean: np.ndarray | None = None
     activation_std: np.ndarray | None = None
 
@@ -86,26 +113,47 @@ class GoodReference:
     def from_good(
         cls,
         inputs: np.ndarray,
+        reconstructions: np.ndarray,
         foreground: np.ndarray | None,
         activations: np.ndarray | None = None,
     ) -> GoodReference:
-        """From good parts' model inputs (N, C, H, W) float32 and, for CNN features, their
-        encoder activations (N, Cf, Hf, Wf); ValueError for fewer than 2 parts."""
+        """From good parts' model inputs and their reconstructions (N, C, H, W) float32 and, for
+        CNN features, their encoder activations (N, Cf, Hf, Wf); ValueError for fewer than 2
+        parts or reconstructions of another shape."""
         if len(inputs) < 2:
             raise ValueError(f"need at least 2 good parts for their spread, got {len(inputs)}")
+        if reconstructions.shape != inputs.shape:
+            raise ValueError(
+                f"reconstructions {reconstructions.shape} do not fit the inputs {inputs.shape}"
+            )
         lum = inputs.mean(axis=1)
         mean, std = lum.mean(axis=0), _floored(lum.std(axis=0))
         fg = np.ones(mean.shape, bool) if foreground is None else foreground.astype(bool)
-        if activations is None:
-            return cls(mean.astype(np.float32), std, fg)
+        residuals = np.stack(
+            [corrected_residual(x, r, fg)[0] for x, r in zip(inputs, reconstructions, strict=True)]
+        )
+        spread = _floored(residuals.std(axis=0))
+        maps = [
+            residual_maps(x, r, fg, spread) for x, r in zip(inputs, reconstructions, strict=True)
+        ]
+        fine = float(np.quantile([m.fine.max() for m in maps], _LEVEL_QUANTILE))
+        broad = float(np.quantile([m.broad.max() for m in maps], _LEVEL_QUANTILE))
+        activation_mean = activation_std = None
+        if activations is not None:
+            activation_mean = activations.mean(axis=0).astype(np.float32)
+            activation_std = _floored(activations.std(axis=0))
         return cls(
-            mean.astype(np.float32), std, fg,
-            activations.mean(axis=0).astype(np.float32), _floored(activations.std(axis=0)),
+            mean.astype(np.float32), std, fg, _dark_phase(mean, fg), spread,
+            max(fine, 1e-6), max(broad, 1e-6), activation_mean, activation_std,
         )  # fmt: skip
 
     def save(self, path: Path) -> None:
         """As a NumPy .npz (plain arrays: loaded without pickle)."""
-        arrays: dict[str, Any] = {"mean": self.mean, "std": self.std, "foreground": self.foreground}
+        arrays: dict[str, Any] = {
+            "mean": self.mean, "std": self.std, "foreground": self.foreground,
+            "dark_phase": self.dark_phase, "residual_spread": self.residual_spread,
+            "levels": np.array([self.fine_level, self.broad_level], np.float64),
+        }  # fmt: skip
         if self.activation_mean is not None and self.activation_std is not None:
             arrays["activation_mean"] = self.activation_mean
             arrays["activation_std"] = self.activation_std
@@ -116,26 +164,47 @@ class GoodReference:
     @classmethod
     def load(cls, path: Path, shape: tuple[int, int]) -> GoodReference:
         """Read a saved reference for maps of `shape` (H, W); BundleError if it is unreadable,
-        pickled, or of another size."""
+        pickled, incomplete, or of another size."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: np.asarray(data[name]) for name in data.files}
         except (OSError, ValueError, KeyError) as exc:
             raise BundleError(f"{path}: not a readable feature reference ({exc})") from exc
-        missing = {"mean", "std", "foreground"} - set(arrays)
+        missing = set(_REFERENCE_ARRAYS) - set(arrays)
         if missing:
             raise BundleError(f"{path}: feature reference lacks {sorted(missing)}")
-        if arrays["mean"].shape != shape or arrays["std"].shape != shape:
-            raise BundleError(
-                f"{path}: feature reference is {arrays['mean'].shape}, the maps are {shape}"
-            )
+        for name in ("mean", "std", "foreground", "dark_phase", "residual_spread"):
+            if arrays[name].shape != shape:
+                raise BundleError(
+                    f"{path}: feature reference is {arrays[name].shape}, the maps are {shape}"
+                )
+        levels = arrays["levels"].astype(np.float64)
+        if levels.shape != (2,) or not np.all(np.isfinite(levels)) or not np.all(levels > 0):
+            raise BundleError(f"{path}: feature reference levels {levels} are not 2 positives")
         return cls(
             arrays["mean"].astype(np.float32),
             arrays["std"].astype(np.float32),
             arrays["foreground"].astype(bool),
+            arrays["dark_phase"].astype(bool),
+            arrays["residual_spread"].astype(np.float32),
+            float(levels[0]),
+            float(levels[1]),
             arrays.get("activation_mean"),
             arrays.get("activation_std"),
         )
+
+
+_REFERENCE_ARRAYS = ("mean", "std", "foreground", "dark_phase", "residual_spread", "levels")
+
+
+def _dark_phase(mean: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """The foreground's pixels below Otsu's threshold of the good mean over the foreground."""
+    levels = np.clip(mean[foreground] * 255.0, 0, 255).astype(np.uint8)
+    if levels.size == 0:
+        return np.zeros(mean.shape, bool)
+    cut, _ = cv2.threshold(levels.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    out: np.ndarray = foreground & (mean * 255.0 <= cut)
+    return out
 
 
 def _floored(std: np.ndarray) -> np.ndarray:
@@ -146,8 +215,8 @@ def _floored(std: np.ndarray) -> np.ndarray:
 
 def feature_count(feature_set: str, activation_channels: int) -> int:
     """Length of the vector `features` returns for a feature set."""
-    cnn = 2 * activation_channels
-    return {"hu": HU_COUNT, "cnn": cnn, "both": HU_COUNT + cnn}[feature_set]
+    sizes = {"hu": HU_COUNT, "residual": RESIDUAL_COUNT, "cnn": 2 * activation_channels}
+    return sum(sizes[group] for group in FEATURE_GROUPS[feature_set])
 
 
 @dataclass(frozen=True)
@@ -170,21 +239,21 @@ def anomalous_region(anomaly_map: np.ndarray, pixel_threshold: float) -> Region:
     the map's peak; at least the peak pixel itself."""
     peak_value = float(anomaly_map.max())
     level = pixel_threshold if peak_value >= pixel_threshold else 0.5 * peak_value
-    union = (anomaly_map >= level) if peak_value > 0 else np.zeros(anomaly_map.shape, bool)
-    top = np.unravel_index(int(np.argmax(anomaly_map)), anomaly_map.shape)
-    union[top] = True
-    count, labels = cv2.connectedComponents(union.astype(np.uint8), connectivity=8)
-    return Region(labels == labels[top], union, count - 1, level)
+    peak, union, count = region_at(anomaly_map, pixel_threshold)
+    return Region(peak, union, count, level)
 
 
 @dataclass(frozen=True)
 class PartView:
     """What the features are computed from, for one anomalous part: the map (H, W) float32,
-    the model input (C, H, W) float32 in [0, 1], the encoder's activations (Cf, Hf, Wf) float32
-    (None unless CNN features are asked for), the score and the thresholds it was judged by."""
+    the model input and the DAE's reconstruction of it (C, H, W) float32 in [0, 1] (the
+    reconstruction None unless residual features are asked for), the encoder's activations
+    (Cf, Hf, Wf) float32 (None unless CNN features are asked for), the score and the thresholds
+    it was judged by."""
 
     anomaly_map: np.ndarray
     image: np.ndarray
+    reconstruction: np.ndarray | None
     activation: np.ndarray | None
     score: float
     threshold: float
@@ -195,26 +264,32 @@ def features(
     feature_set: str, part: PartView, reference: GoodReference
 ) -> tuple[np.ndarray, Region]:
     """The part's feature vector (float32, feature_count long) and its anomalous region.
-    ValueError when the view does not fit the reference or CNN features lack activations."""
+    ValueError when the view does not fit the reference, residual features lack the
+    reconstruction or CNN features the activations."""
     shape = reference.mean.shape
     if part.anomaly_map.shape != shape or part.image.shape[1:] != shape:
         raise ValueError(
             f"map {part.anomaly_map.shape} / image {part.image.shape} do not fit the feature "
             f"reference {reference.mean.shape}"
         )
-    region = anomalous_region(part.anomaly_map, part.pixel_threshold)
-    parts = []
-    if feature_set in ("hu", "both"):
-        parts.append(hu_features(part, region, reference))
-    if feature_set in ("cnn", "both"):
-        parts.append(cnn_features(part, region, reference))
-    if not parts:
+    if part.reconstruction is not None and part.reconstruction.shape != part.image.shape:
+        raise ValueError(
+            f"reconstruction {part.reconstruction.shape} does not fit the image {part.image.shape}"
+        )
+    if feature_set not in FEATURE_GROUPS:
         raise ValueError(f"unknown feature set {feature_set!r}; expected one of {FEATURE_SETS}")
+    region = anomalous_region(part.anomaly_map, part.pixel_threshold)
+    compute = {"hu": hu_features, "cnn": cnn_features}
+    parts = [
+        residual_features(part, reference) if group == "residual"
+        else compute[group](part, region, reference)
+        for group in FEATURE_GROUPS[feature_set]
+    ]  # fmt: skip
     return np.concatenate(parts).astype(np.float32), region
 
 
 def hu_features(part: PartView, region: Region, reference: GoodReference) -> np.ndarray:
-    """The ``hu`` set (module docstring), HU_COUNT float64 values."""
+    """The ``hu`` group (module docstring), HU_COUNT float64 values."""
     amap = part.anomaly_map.astype(np.float64)
     unit = max(part.pixel_threshold, 1e-12)
     peak = region.peak
@@ -250,6 +325,56 @@ def hu_features(part: PartView, region: Region, reference: GoodReference) -> np.
         [signed_log10(shape_hu), signed_log10(map_hu), descriptors, departure, frame]
     )
     assert out.shape == (HU_COUNT,)
+    return out
+
+
+def residual_features(part: PartView, reference: GoodReference) -> np.ndarray:
+    """The ``residual`` group (module docstring), RESIDUAL_COUNT float64 values. ValueError
+    without the reconstruction."""
+    if part.reconstruction is None:
+        raise ValueError("residual features need the DAE's reconstruction")
+    fg = reference.foreground
+    maps = residual_maps(part.image, part.reconstruction, fg, reference.residual_spread)
+    fine, broad = maps.fine, maps.broad
+    fine_peak, broad_peak = float(fine.max()), float(broad.max())
+    peak, union, count = region_at(fine, reference.fine_level)
+    _, broad_union, broad_count = region_at(broad, reference.broad_level)
+    light = maps.light
+    frame = [
+        light.gain - 1.0,
+        light.offset,
+        math.log(max(fine_peak, 1e-12) / reference.fine_level),
+        math.log(max(broad_peak, 1e-12) / reference.broad_level),
+        math.log1p(count),
+        math.log1p(float(np.count_nonzero(union))),
+        math.log1p(broad_count),
+        math.log1p(float(np.count_nonzero(broad_union))),
+    ]
+    z = maps.z[peak].astype(np.float64)
+    ring = cv2.dilate(peak.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~peak & fg
+    around = maps.z[ring].astype(np.float64) if ring.any() else np.zeros(1)
+    detail = (maps.z - maps.low)[peak].astype(np.float64)
+    border = cv2.dilate(peak.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~fg
+    lum = part.image.astype(np.float64).mean(axis=0)[peak]
+    corrected = (lum - light.offset) / max(light.gain, 1e-3)
+    region = [
+        math.log1p(float(np.count_nonzero(peak))),
+        _elongation(peak),
+        _solidity(peak),
+        *_signed_log1p(np.array([z.mean(), z.min(), z.max()])),
+        float(np.mean(z > 0)) - 0.5,
+        *_signed_log1p(np.array([around.mean(), around.max()])),
+        float((detail**2).sum() / max(float((z**2).sum()), 1e-12)),
+        float(border.any()),
+        float(corrected.min()),
+        float(corrected.max()),
+        float(corrected.mean()),
+        float(reference.dark_phase[peak].mean()),
+        float(reference.dark_phase[union].mean()),
+    ]
+    line, _, _ = region_at(fine, _LINE_FRACTION * fine_peak)
+    out = np.array([*frame, *region, *bend(line, fine)], np.float64)
+    assert out.shape == (RESIDUAL_COUNT,)
     return out
 
 

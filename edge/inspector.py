@@ -48,14 +48,23 @@ __all__ = ["ERROR", "NOK", "OK", "Inspection", "Inspector", "inspect_files", "mo
 GOLDEN_PROBABILITY_ATOL = 1e-4
 
 
-def model_graph(manifest: Manifest, activations: bool | None = None) -> Graph:
-    """The DAE graph as the manifest describes it; the line fetches the score and the map, and
-    the encoder's activations when `activations` (None: when the engine's classifier pools
-    them, CNN features)."""
+def model_graph(
+    manifest: Manifest, activations: bool | None = None, reconstruction: bool | None = None
+) -> Graph:
+    """The DAE graph as the manifest describes it; the line fetches the score and the map, the
+    encoder's activations when `activations` and the reconstruction when `reconstruction`
+    (None: when the engine's classifier needs them: CNN features pool the activations, residual
+    features read the reconstruction)."""
+    spec = manifest.classifier
     if activations is None:
-        spec = manifest.classifier
-        activations = spec is not None and spec.features != "hu"
-    fetch = ("anomaly_map", "score", *((FEATURES_OUTPUT,) if activations else ()))
+        activations = spec is not None and "cnn" in spec.groups
+    if reconstruction is None:
+        reconstruction = spec is not None and "residual" in spec.groups
+    fetch = (
+        "anomaly_map", "score",
+        *((FEATURES_OUTPUT,) if activations else ()),
+        *(("reconstruction",) if reconstruction else ()),
+    )  # fmt: skip
     return Graph(manifest.model.outputs, fetch)
 
 
@@ -255,10 +264,7 @@ class Inspector:
         if classifier is None:
             return [None] * len(scored)
         flagged = [i for i, s in enumerate(scored) if s.score >= self.threshold]
-        views = [
-            classifier.view(s.anomaly_map, s.model_input, s.activation, s.score, self.threshold)
-            for s in (scored[i] for i in flagged)
-        ]
+        views = [classifier.view(scored[i], self.threshold) for i in flagged]
         answers = classifier.classify(views) if views else []
         out: list[Classification | ClassifierFailure | None] = [None] * len(scored)
         for i, answer in zip(flagged, answers, strict=True):
@@ -397,8 +403,7 @@ class Inspector:
         classifier = self.classifier
         if classifier is None:
             return f"{self.bundle.root}: golden sample {file} expects a classifier"
-        view = classifier.view(s.anomaly_map, s.model_input, s.activation, s.score, self.threshold)
-        (answer,) = classifier.classify([view])
+        (answer,) = classifier.classify([classifier.view(s, self.threshold)])
         if isinstance(answer, ClassifierFailure):
             return f"{self.bundle.root}: golden sample {file}: classifier failed: {answer.why}"
         backend = classifier.backend

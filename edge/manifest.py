@@ -19,8 +19,16 @@ FEATURES_OUTPUT = "features"
 DAE_OUTPUTS = (*MODEL_OUTPUTS, FEATURES_OUTPUT)
 # The heatmap classifier's graph: one input, two outputs (edge.stages.classify).
 CLASSIFIER_INPUT = "features"
-CLASSIFIER_OUTPUTS = ("nuisance_probability", "ood_distance")
-FeatureSet = Literal["hu", "cnn", "both"]
+CLASSIFIER_OUTPUTS = ("nuisance_probability", "ood_distance", "envelope_excess")
+FeatureSet = Literal["hu", "residual", "cnn", "both", "all"]
+# Each feature set's groups, in the order the vector holds them (edge.heatmap_features).
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "hu": ("hu",),
+    "residual": ("residual",),
+    "cnn": ("cnn",),
+    "both": ("hu", "cnn"),
+    "all": ("hu", "residual", "cnn"),
+}
 
 
 class _Strict(BaseModel):
@@ -155,6 +163,12 @@ class OodGuard(_Strict):
         description="largest nearest-neighbour distance of a labelled nuisance to the others "
         "(leave one out), in the classifier graph's `ood_distance` units",
     )
+    excess_max: float = Field(
+        gt=0,
+        allow_inf_nan=False,
+        description="largest envelope excess of a labelled nuisance over the others' envelope "
+        "(leave one out), in the classifier graph's `envelope_excess` units",
+    )
     margin: float = Field(
         ge=1,
         allow_inf_nan=False,
@@ -191,9 +205,16 @@ class ClassifierSpec(_Strict):
         description="the good parts' appearance (NumPy .npz, no pickle) the features compare to"
     )
     features: FeatureSet = Field(
-        description="hu: Hu moments and region descriptors; cnn: the DAE encoder's activations "
-        "pooled over the anomalous region; both"
+        description="hu: Hu moments and region descriptors of the DAE map; residual: descriptors "
+        "of the residual once the light change is undone; cnn: the DAE encoder's activations "
+        "pooled over the anomalous region; both: hu and cnn; all: the three"
     )
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The feature groups the vector holds, in order (FEATURE_GROUPS)."""
+        return FEATURE_GROUPS[self.features]
+
     feature_version: int = Field(
         ge=1, description="layout of the feature vector (edge.heatmap_features.FEATURE_VERSION)"
     )

@@ -102,7 +102,9 @@ def _classify(
         raise DatasetError(f"{data.root}: no defect or nuisance images in labels.csv")
     table = extractor.table(data.root, drawn, "labelled parts")
     x = table.vectors(config.features)
-    trained = train_classifier(x, table.is_nuisance, replace(config.mlp, seed=config.seed))
+    trained = train_classifier(
+        x, table.is_nuisance, replace(config.mlp, seed=config.seed), table.types
+    )
     held = trained.held_out >= config.pass_probability
     nuisance = table.is_nuisance
     cv_pass = float(held[nuisance].mean())
@@ -127,6 +129,7 @@ def _classify(
             score_max=float(table.scores[nuisance].max()),
             area_max=float(table.areas[nuisance].max()),
             distance_max=trained.distance_max,
+            excess_max=trained.excess_max,
             margin=config.ood_margin,
         ),
         training=ClassifierTraining(
@@ -192,7 +195,7 @@ def _golden(
 ) -> list[GoldenSample]:
     """The highest-scoring labelled nuisance and defect, with what the bundle must give for
     them: score, P(nuisance), distance (checked whatever threshold the line sets)."""
-    probability, distance = trained.predict(x)
+    predicted = trained.predict(x)
     golden = []
     (staging / GOLDEN_DIR).mkdir(parents=True, exist_ok=True)
     for want_nuisance in (True, False):
@@ -205,8 +208,8 @@ def _golden(
             GoldenSample(
                 file=name,
                 expected_score=float(table.scores[row]),
-                expected_nuisance_probability=float(probability[row]),
-                expected_ood_distance=float(distance[row]),
+                expected_nuisance_probability=float(predicted.probability[row]),
+                expected_ood_distance=float(predicted.distance[row]),
             )
         )
     return golden

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from edge.errors import PartSightError
 from edge.images import quiet_opencv
+from edge.manifest import FEATURE_GROUPS
 from trainer.classify_defaults import (
     DEFAULT_FEATURES,
     DEFAULT_OOD_MARGIN,
@@ -120,9 +121,10 @@ def _parser() -> argparse.ArgumentParser:
         "--per-type", type=int, default=20, help="labelled images used per anomaly type (from 5)"
     )
     classify.add_argument(
-        "--features", choices=("hu", "cnn", "both"), default=DEFAULT_FEATURES,
-        help="hu: Hu moments and region descriptors; cnn: the engine's encoder activations "
-        "pooled over the anomaly; both",
+        "--features", choices=tuple(FEATURE_GROUPS), default=DEFAULT_FEATURES,
+        help="hu: Hu moments and region descriptors of the anomaly map; residual: descriptors of "
+        "the residual once the light change is undone; cnn: the engine's encoder activations "
+        "pooled over the anomaly; both: hu and cnn; all: the three (default: %(default)s)",
     )  # fmt: skip
     classify.add_argument("--seed", type=int, default=0, help="draws the images and the MLP")
     classify.add_argument(
@@ -143,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--learning-curve", type=Path, metavar="LABELLED_DIR",
         help="for an engine with a classifier: retrain it on 5, 10, 20, 50 images per type of "
-        "this labelled folder (several seeds, Hu, CNN and both features) and plot how the "
+        "this labelled folder (several seeds, every feature set) and plot how the "
         "nuisance pass rate and the defect escape rate on DIR/test follow",
     )  # fmt: skip
     evaluate.set_defaults(func=_evaluate)

@@ -1,6 +1,7 @@
 """The heatmap classifier's features of labelled images, computed exactly as the line computes
-them: the edge runtime's own register and model stages (ONNX Runtime), then
-edge.heatmap_features. Both feature sets are kept, so Hu, CNN and both can be compared without
+them: the edge runtime's own register and model stages (ONNX Runtime, fetching the DAE's
+reconstruction and, when the graph has them, the encoder's activations), then
+edge.heatmap_features. Every feature group is kept, so the feature sets can be compared without
 running the DAE again."""
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from edge.heatmap_features import (
     anomalous_region,
     cnn_features,
     hu_features,
+    residual_features,
 )
 from edge.inspector import Inspector, model_graph
+from edge.manifest import FEATURE_GROUPS
 from edge.stages.model import Scored
 from trainer.errors import DatasetError
 from trainer.labelled import Labelled
@@ -34,38 +37,44 @@ MAX_GOOD = 200  # good images enough for the reference's mean and spread
 @dataclass(frozen=True)
 class FeatureTable:
     """Per image: its label, the engine's score, the peak region's area (model pixels) and
-    both feature sets; ``scored`` keeps the map and model input (for the report's pictures)."""
+    every feature group; ``scored`` keeps the map and model input (for the report's pictures)."""
 
     items: tuple[Labelled, ...]
     scores: np.ndarray  # (N,)
     areas: np.ndarray  # (N,)
     hu: np.ndarray  # (N, HU_COUNT)
+    residual: np.ndarray  # (N, RESIDUAL_COUNT)
     cnn: np.ndarray | None  # (N, 2 Cf); None when the engine has no encoder output
     scored: tuple[Scored, ...]
 
     def vectors(self, feature_set: str) -> np.ndarray:
-        """(N, F) float32 for "hu", "cnn" or "both" (hu first, as edge.heatmap_features)."""
-        if feature_set == "hu":
-            return self.hu.astype(np.float32)
-        if self.cnn is None:
+        """(N, F) float32 for a feature set (its groups in edge.manifest.FEATURE_GROUPS'
+        order, as edge.heatmap_features); DatasetError for CNN features without them."""
+        groups = FEATURE_GROUPS[feature_set]
+        if "cnn" in groups and self.cnn is None:
             raise DatasetError(
                 f"{feature_set} features need the engine's encoder output (its model.onnx has "
-                "no 'features' output: re-fit the engine with this trainer, or use --features hu)"
+                "no 'features' output: re-fit the engine with this trainer, or use --features "
+                "residual)"
             )
-        parts = [self.cnn] if feature_set == "cnn" else [self.hu, self.cnn]
-        return np.concatenate(parts, axis=1).astype(np.float32)
+        arrays = {"hu": self.hu, "residual": self.residual, "cnn": self.cnn}
+        return np.concatenate([arrays[g] for g in groups], axis=1).astype(np.float32)
 
     def subset(self, rows: Sequence[int]) -> FeatureTable:
         index = np.asarray(rows, dtype=np.intp)
         return FeatureTable(
             tuple(self.items[i] for i in index), self.scores[index], self.areas[index],
-            self.hu[index], None if self.cnn is None else self.cnn[index],
+            self.hu[index], self.residual[index], None if self.cnn is None else self.cnn[index],
             tuple(self.scored[i] for i in index),
         )  # fmt: skip
 
     @property
     def is_nuisance(self) -> np.ndarray:
         return np.array([i.cls == "nuisance" for i in self.items])
+
+    @property
+    def types(self) -> list[str]:
+        return [i.type for i in self.items]
 
 
 class FeatureExtractor:
@@ -75,7 +84,7 @@ class FeatureExtractor:
     def __init__(self, bundle: Bundle, show_progress: bool = True) -> None:
         manifest = bundle.manifest
         self.has_activations = manifest.model.has_features
-        graph = model_graph(manifest, activations=self.has_activations)
+        graph = model_graph(manifest, activations=self.has_activations, reconstruction=True)
         # The engine's DAE stages only: an old classifier, if any, plays no part.
         dae = Bundle(bundle.root, manifest.model_copy(update={"classifier": None}))
         backend = OnnxRuntimeBackend(bundle.path(manifest.model.file), graph=graph)
@@ -115,11 +124,14 @@ class FeatureExtractor:
         files = [g.file for g in good[::step][:MAX_GOOD]]
         scored = [s for s in self.score(root, files, "good parts") if s is not None]
         inputs = np.stack([s.model_input for s in scored])  # type: ignore[misc]  # host path
+        reconstructions = np.stack([s.reconstruction for s in scored])  # type: ignore[misc]
         activations = (
             np.stack([s.activation for s in scored])  # type: ignore[misc]
             if self.has_activations else None
         )  # fmt: skip
-        self.reference = GoodReference.from_good(inputs, self._foreground(), activations)
+        self.reference = GoodReference.from_good(
+            inputs, reconstructions, self._foreground(), activations
+        )
         return self.reference
 
     def _foreground(self) -> np.ndarray | None:
@@ -145,13 +157,14 @@ class FeatureExtractor:
         scored = [s for s in found if s is not None]
         threshold = self.inspector.threshold
         pixel_threshold = self.inspector.pixel_threshold
-        hu, cnn, areas = [], [], []
+        hu, residual, cnn, areas = [], [], [], []
         for s in scored:
             assert s.model_input is not None  # the host path
-            view = PartView(s.anomaly_map, s.model_input, s.activation, s.score, threshold,
-                            pixel_threshold)  # fmt: skip
+            view = PartView(s.anomaly_map, s.model_input, s.reconstruction, s.activation, s.score,
+                            threshold, pixel_threshold)  # fmt: skip
             region = anomalous_region(s.anomaly_map, pixel_threshold)
             hu.append(hu_features(view, region, reference))
+            residual.append(residual_features(view, reference))
             if self.has_activations:
                 cnn.append(cnn_features(view, region, reference))
             areas.append(region.area)
@@ -160,6 +173,7 @@ class FeatureExtractor:
             np.array([s.score for s in scored]),
             np.array(areas, dtype=np.float64),
             np.array(hu).reshape(len(scored), -1),
+            np.array(residual).reshape(len(scored), -1),
             np.array(cnn).reshape(len(scored), -1) if self.has_activations else None,
             tuple(scored),
         )

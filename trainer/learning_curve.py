@@ -1,6 +1,6 @@
 """How the heatmap classifier's two numbers follow the labels it gets: the classifier retrained
 on N labelled images per type (N = 5, 10, 20, 50; several seeds draw several sets), for each
-feature set (hu, cnn, both), and judged on a test set by the line's own rule
+feature set (hu, residual, cnn, both, all), and judged on a test set by the line's own rule
 (edge.stages.decide): the fraction of nuisances passed and of defects passed (escaped).
 
 Features are computed once for the labelled pool and the test set (trainer.feature_table);
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.manifest import OodGuard
+from edge.manifest import FEATURE_GROUPS, OodGuard
 from edge.stages.decide import OK, Classification, DecisionPolicy, decide
 from trainer.classifier import MlpConfig, TrainedClassifier, train_classifier
 from trainer.feature_table import FeatureTable
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 SIZES = (5, 10, 20, 50)
 SEEDS = (0, 1, 2)
-FEATURE_SETS = ("hu", "cnn", "both")
+FEATURE_SETS = ("hu", "residual", "cnn", "both", "all")
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,15 @@ def fit(
 ) -> tuple[TrainedClassifier, OodGuard]:
     """The classifier (and its guard) trained on the pool's `rows`, as `classify` trains it."""
     examples = pool.subset(rows)
-    trained = train_classifier(examples.vectors(feature_set), examples.is_nuisance, config)
+    trained = train_classifier(
+        examples.vectors(feature_set), examples.is_nuisance, config, examples.types
+    )
     nuisance = examples.is_nuisance
     guard = OodGuard(
         score_max=float(examples.scores[nuisance].max()),
         area_max=float(examples.areas[nuisance].max()),
         distance_max=trained.distance_max,
+        excess_max=trained.excess_max,
         margin=margin,
     )
     return trained, guard
@@ -62,13 +65,16 @@ def judge(
 ) -> Rates:
     """The line's verdict on every test item, and the rates."""
     policy = DecisionPolicy(threshold, pass_probability, guard, guard.margin)
-    probability, distance = trained.predict(test.vectors(feature_set))
+    predicted = trained.predict(test.vectors(feature_set))
     verdicts = tuple(
         decide(
             float(score), policy,
-            Classification(float(p), float(score), float(area), float(d)),
+            Classification(float(p), float(score), float(area), float(d), float(e)),
         ).verdict
-        for score, p, area, d in zip(test.scores, probability, test.areas, distance, strict=True)
+        for score, p, area, d, e in zip(
+            test.scores, predicted.probability, test.areas, predicted.distance, predicted.excess,
+            strict=True,
+        )
     )  # fmt: skip
     return Rates(
         _passed(test.items, verdicts, "nuisance"),
@@ -100,7 +106,7 @@ def learning_curve(
     pool cannot fill (fewer images of some type) are still drawn, with all it has."""
     base = config or MlpConfig()
     if pool.cnn is None:
-        feature_sets = [f for f in feature_sets if f == "hu"]
+        feature_sets = [f for f in feature_sets if "cnn" not in FEATURE_GROUPS[f]]
     curves: dict[str, Any] = {}
     for feature_set in feature_sets:
         runs: dict[str, list[list[float]]] = {"nuisance_pass": [], "defect_escape": [],

@@ -193,7 +193,10 @@ def plot_histograms(path: Path, records: Sequence[ImageRecord], threshold: float
     return True
 
 
-_CURVE_COLOURS = {"hu": "tab:blue", "cnn": "tab:purple", "both": "black"}
+_CURVE_COLOURS = {
+    "hu": "tab:blue", "residual": "tab:green", "cnn": "tab:purple", "both": "tab:orange",
+    "all": "black",
+}  # fmt: skip
 
 
 def plot_learning_curve(path: Path, curve: dict[str, Any]) -> bool:

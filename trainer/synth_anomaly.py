@@ -279,19 +279,22 @@ def dust(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
 
 
 def lint(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
-    """A textile fibre as thin and long as a scratch, as contrasted, gently curved, lying on
-    the part and free to cross its edge."""
+    """A textile fibre as thin and long as a scratch, as contrasted, lying on the part and free
+    to cross its edge. A fibre lies in a gentle arc (its sagitta 8-20 % of its length, where a
+    scratch's is at most ~4 %), with a little wobble along it."""
     cov_layer, lum_layer = canvas.overlay()
     length = rng.uniform(0.15, 0.40) * _extent(part)
     x, y = _pick(part, rng, 2.0)
     a = rng.uniform(0, 2 * math.pi)
-    d = np.array([math.cos(a), math.sin(a)]) * length / 3
-    ctrl = [np.array([x, y]) - 1.5 * d]
-    bend = rng.uniform(0.25, 0.6) * (1.0 if rng.random() < 0.5 else -1.0)
-    for i in range(3):  # drifts to one side, as a fibre lies, plus a small wobble
-        normal = np.array([-d[1], d[0]]) * (bend * (1 if i == 1 else 0.3))
-        ctrl.append(ctrl[-1] + d + normal + rng.normal(0, 0.08, 2) * length / 3)
-    pts = bezier(np.array(ctrl), max(16, int(2 * length)))
+    half = np.array([math.cos(a), math.sin(a)]) * length / 2
+    normal = np.array([-half[1], half[0]]) / (length / 2)
+    sagitta = rng.uniform(0.08, 0.20) * length * (1.0 if rng.random() < 0.5 else -1.0)
+    mid = np.array([x, y])
+    # A quadratic Bezier's midpoint lies halfway to its middle control point.
+    ctrl = np.array([mid - half, mid + 2.0 * sagitta * normal, mid + half])
+    pts = bezier(ctrl, max(16, int(2 * length)))
+    wobble = np.sin(np.linspace(0, rng.uniform(2, 4) * math.pi, len(pts)) + rng.uniform(0, 6.3))
+    pts = pts + np.outer(wobble * rng.uniform(0.0, 0.015) * length, normal)
     thickness = max(1, round(part.k * (1 if rng.random() < 0.6 else 2)))
     fibre = line_coverage(canvas.lum.shape, pts, thickness) * rng.uniform(0.55, 0.85)
     shade = rng.uniform(0.85, 0.97) if rng.random() < 0.55 else rng.uniform(0.1, 0.2)

@@ -126,8 +126,8 @@ class EngineConfig(StrictModel):
         ge=1.0,
         allow_inf_nan=False,
         description="override the classifier's out-of-distribution margin: an anomaly beyond "
-        "this multiple of the largest score, region area or feature distance its labelled "
-        "nuisances showed is never passed; omitted: the bundle's own. Only for an engine with "
+        "this multiple of the largest score, region area, feature distance or envelope excess "
+        "its labelled nuisances showed is never passed; omitted: the bundle's own. Only for an engine with "
         "a classifier",
     )
 

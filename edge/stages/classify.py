@@ -3,8 +3,9 @@
 Each anomalous part's features (edge.heatmap_features: numpy and OpenCV, never torch) go, as
 one batch, through the classifier's ONNX graph on the same kind of inference backend as the DAE
 (edge.backends.create_backend with the same configuration section: TensorRT runs both). The
-graph returns P(nuisance), calibrated, and the part's distance to the nearest labelled nuisance
-(standardised features, the out-of-distribution guard's third measure). Anything that goes wrong
+graph returns P(nuisance), calibrated, the part's distance to the nearest labelled nuisance
+(standardised features) and how far its furthest feature lies outside the labelled nuisances'
+envelope (the out-of-distribution guard's last two measures). Anything that goes wrong
 here is a ClassifierFailure for the parts concerned, which edge.stages.decide turns into ERROR
 verdicts: a part the classifier could not judge is rejected, never passed.
 """
@@ -24,6 +25,7 @@ from edge.errors import BundleError, PartSightError
 from edge.heatmap_features import FEATURE_VERSION, GoodReference, PartView, features
 from edge.manifest import CLASSIFIER_OUTPUTS, ClassifierSpec
 from edge.stages.decide import Classification, ClassifierFailure
+from edge.stages.model import Scored
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ class Classifier:
                 f"{bundle.root}: classifier features of layout {spec.feature_version}, this "
                 f"runtime computes layout {FEATURE_VERSION}: re-run partsight-train classify"
             )
-        if spec.features != "hu" and not bundle.manifest.model.has_features:
+        if "cnn" in spec.groups and not bundle.manifest.model.has_features:
             raise BundleError(
                 f"{bundle.root}: {spec.features} features need the model's encoder output"
             )
@@ -54,28 +56,31 @@ class Classifier:
         self.reference = GoodReference.load(
             bundle.path(spec.reference_file), (inputs.height, inputs.width)
         )
-        if spec.features != "hu" and self.reference.activation_mean is None:
+        if "cnn" in spec.groups and self.reference.activation_mean is None:
             raise BundleError(f"{bundle.root}: {spec.reference_file} has no activation reference")
         self.pixel_threshold = bundle.manifest.scoring.pixel_threshold
 
     @property
     def needs_activations(self) -> bool:
-        return self.spec.features != "hu"
+        return "cnn" in self.spec.groups
 
-    def view(
-        self,
-        anomaly_map: np.ndarray,
-        image: np.ndarray | None,
-        activation: np.ndarray | None,
-        score: float,
-        threshold: float,
-    ) -> PartView | ClassifierFailure:
-        """What the features are computed from, or why there is nothing to compute them on."""
-        if image is None:
+    @property
+    def needs_reconstruction(self) -> bool:
+        return "residual" in self.spec.groups
+
+    def view(self, scored: Scored, threshold: float) -> PartView | ClassifierFailure:
+        """What the features of a scored part are computed from, or why there is nothing to
+        compute them on."""
+        if scored.model_input is None:
             return ClassifierFailure("the model input is not on the host")
-        if self.needs_activations and activation is None:
+        if self.needs_activations and scored.activation is None:
             return ClassifierFailure("the model returned no encoder activations")
-        return PartView(anomaly_map, image, activation, score, threshold, self.pixel_threshold)
+        if self.needs_reconstruction and scored.reconstruction is None:
+            return ClassifierFailure("the model returned no reconstruction")
+        return PartView(
+            scored.anomaly_map, scored.model_input, scored.reconstruction, scored.activation,
+            scored.score, threshold, self.pixel_threshold,
+        )  # fmt: skip
 
     def classify(
         self, parts: Sequence[PartView | ClassifierFailure]
@@ -110,9 +115,11 @@ class Classifier:
         try:
             out = self.backend.run(np.stack([vector for _, vector, _, _ in rows]))
             probability, distance = out["nuisance_probability"], out["ood_distance"]
-            if probability.shape != (len(rows),) or distance.shape != (len(rows),):
-                raise PartSightError(f"the classifier returned shapes {probability.shape} and "
-                                     f"{distance.shape} for {len(rows)} parts")  # fmt: skip
+            excess = out["envelope_excess"]
+            shapes = {probability.shape, distance.shape, excess.shape}
+            if shapes != {(len(rows),)}:
+                raise PartSightError(f"the classifier returned shapes {sorted(shapes)} for "
+                                     f"{len(rows)} parts")  # fmt: skip
         except PartSightError as exc:
             log.error("heatmap classifier failed: %s", exc)
             for index, *_ in rows:
@@ -120,7 +127,7 @@ class Classifier:
             return
         for row, (index, _, score, area) in enumerate(rows):
             answers[index] = Classification(
-                float(probability[row]), score, area, float(distance[row])
+                float(probability[row]), score, area, float(distance[row]), float(excess[row])
             )
 
 

@@ -5,8 +5,10 @@
 3. The classifier failed (its backend raised, or it returned something that is not a
    probability) → ERROR "classifier": the part is rejected, never passed.
 4. The out-of-distribution guard: the part lies beyond `ood_margin` times the largest score,
-   region area or nearest-neighbour distance any labelled nuisance showed (OodGuard in the
-   manifest) → NOK "ood", class "defect": a classifier never passes what it has not learnt.
+   region area, nearest-neighbour distance or envelope excess (how far its furthest feature
+   lies outside the range the labelled nuisances spanned in it) any labelled nuisance showed
+   (OodGuard in the manifest; the last two leave one out) → NOK "ood", class "defect": a
+   classifier never passes what it has not learnt.
 5. P(nuisance) ≥ pass_probability → OK "nuisance", class "nuisance".
 6. Otherwise NOK "anomaly", class "defect".
 
@@ -56,13 +58,15 @@ class DecisionPolicy:
 @dataclass(frozen=True)
 class Classification:
     """The classifier's answer for one anomalous part: P(nuisance) and how the part compares
-    with the labelled nuisances (its score, region area in model pixels, and its distance to
-    the nearest one, as the classifier graph computes it)."""
+    with the labelled nuisances (its score, region area in model pixels, its distance to the
+    nearest one and how far its furthest feature lies outside their envelope, in their spread,
+    0 inside: both as the classifier graph computes them)."""
 
     nuisance_probability: float
     score: float
     area: float
     distance: float
+    excess: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -83,11 +87,13 @@ class Decision:
 
 def beyond_nuisances(classification: Classification, guard: OodGuard, margin: float) -> str | None:
     """Which quantity lies beyond `margin` times the labelled nuisances' largest ("score",
-    "area", "distance"), or None when the part is within their range. A NaN is beyond."""
+    "area", "distance", "envelope"), or None when the part is within their range. A NaN is
+    beyond."""
     for name, value, largest in (
         ("score", classification.score, guard.score_max),
         ("area", classification.area, guard.area_max),
         ("distance", classification.distance, guard.distance_max),
+        ("envelope", classification.excess, guard.excess_max),
     ):
         if not value <= margin * largest:  # True for NaN
             return name

@@ -1,7 +1,8 @@
-"""Stage 2: the DAE on the registered parts: each part's score, anomaly map and (when the
-heatmap classifier pools them) the encoder's activations. On the GPU path the registered crop
-is cut on the device straight into the backend's input (edge.gpu.crop); the model input comes
-back to the host only for the parts a later stage needs it for (the classifier's features)."""
+"""Stage 2: the DAE on the registered parts: each part's score, anomaly map and, when the
+heatmap classifier needs them, the DAE's reconstruction and the encoder's activations. On the
+GPU path the registered crop is cut on the device straight into the backend's input
+(edge.gpu.crop); the model input comes back to the host only for the parts a later stage needs
+it for (the classifier's features)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Scored:
     model_input: np.ndarray | None  # (C, H, W) float32; None: left on the GPU
     activation: np.ndarray | None  # (Cf, Hf, Wf) float32 encoder activations, when fetched
     inference_ms: float  # the batch's inference time per part
+    reconstruction: np.ndarray | None = None  # (C, H, W) float32, when fetched
 
 
 def run_model(
@@ -56,6 +58,9 @@ def run_model(
     if maps.ndim != 4 or maps.shape[:2] != (len(parts), 1):
         raise InferenceError(f"backend returned maps of shape {maps.shape}")
     activations = outputs.features
+    reconstructions = outputs.reconstruction
+    if reconstructions is not None and reconstructions.shape[0] != len(parts):
+        raise InferenceError(f"backend returned reconstructions of shape {reconstructions.shape}")
     return [
         Scored(
             score=float(scores[i]),
@@ -63,6 +68,7 @@ def run_model(
             model_input=inputs[i],
             activation=None if activations is None else activations[i],
             inference_ms=per_part,
+            reconstruction=None if reconstructions is None else reconstructions[i],
         )
         for i in range(len(parts))
     ]

@@ -16,15 +16,17 @@ from edge.stages.decide import (
     decide,
 )
 
-GUARD = OodGuard(score_max=10.0, area_max=200.0, distance_max=2.0, margin=1.5)
+GUARD = OodGuard(score_max=10.0, area_max=200.0, distance_max=2.0, excess_max=0.4, margin=1.5)
 POLICY = DecisionPolicy(threshold=4.0, pass_probability=0.9, guard=GUARD, ood_margin=1.5)
 PLAIN = DecisionPolicy(threshold=4.0)
 
 
 def part(
-    p: float, score: float = 6.0, area: float = 100.0, distance: float = 1.0
+    p: float, score: float = 6.0, area: float = 100.0, distance: float = 1.0, excess: float = 0.0
 ) -> Classification:
-    return Classification(nuisance_probability=p, score=score, area=area, distance=distance)
+    return Classification(
+        nuisance_probability=p, score=score, area=area, distance=distance, excess=excess
+    )
 
 
 def test_below_the_threshold_is_ok_whatever_the_classifier_would_say() -> None:
@@ -54,6 +56,8 @@ def test_an_unsure_nuisance_is_a_defect_with_the_defect_probability() -> None:
         (part(0.99, area=300.5), "area"),  # 1.5 x 200
         (part(0.99, distance=3.01), "distance"),  # 1.5 x 2
         (part(0.99, distance=math.nan), "NaN distance"),
+        (part(0.99, excess=0.61), "envelope"),  # 1.5 x 0.4
+        (part(0.99, excess=math.nan), "NaN envelope"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -66,7 +70,7 @@ def test_the_guard_rejects_what_lies_beyond_every_labelled_nuisance(
 
 
 def test_just_inside_the_guard_is_still_passed() -> None:
-    got = decide(6.0, POLICY, part(0.99, score=15.0, area=300.0, distance=3.0))
+    got = decide(6.0, POLICY, part(0.99, score=15.0, area=300.0, distance=3.0, excess=0.6))
     assert got == Decision("OK", "nuisance", "nuisance", 0.99)
 
 
@@ -74,6 +78,8 @@ def test_a_larger_margin_from_the_configuration_lets_it_through() -> None:
     wider = DecisionPolicy(threshold=4.0, pass_probability=0.9, guard=GUARD, ood_margin=2.0)
     assert decide(6.0, wider, part(0.99, distance=3.5)).verdict == "OK"
     assert decide(6.0, POLICY, part(0.99, distance=3.5)).verdict == "NOK"
+    assert decide(6.0, wider, part(0.99, excess=0.7)).verdict == "OK"
+    assert decide(6.0, POLICY, part(0.99, excess=0.7)).verdict == "NOK"
 
 
 @pytest.mark.parametrize(

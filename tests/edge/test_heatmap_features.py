@@ -1,7 +1,9 @@
 """The heatmap classifier's features (edge.heatmap_features) on small drawn maps and images whose
 answer is known: a line is elongated, a disc solid, a dark pit departs downwards and bright dust
 upwards, a frame lit 20 % brighter shows as a brightness shift that the corrected departure
-undoes."""
+undoes; on the corrected residual, a light change leaves nothing, a pit with a lit rim differs
+from a speck without one, an arc bends where a straight line does not, and a line over a hole
+lies on the dark phase."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 from edge.errors import BundleError
 from edge.heatmap_features import (
     HU_COUNT,
+    RESIDUAL_COUNT,
     GoodReference,
     PartView,
     anomalous_region,
@@ -27,21 +30,38 @@ SIZE = 64
 AREA, PEAK, MEAN, ELONGATION, SOLIDITY = 14, 15, 16, 17, 18
 RAW_DEPARTURE, DEPARTURE, LOWEST, HIGHEST = 19, 20, 21, 22
 SHIFT, CONTRAST, SHARE, REGIONS, SCORE = 23, 24, 25, 26, 27
+# Positions in the residual vector.
+GAIN, FINE_PEAK, BROAD_PEAK = 0, 2, 3
+Z_LOWEST, Z_HIGHEST = 12, 13
+DARK_PHASE, SAGITTA = 22, 25
+
+
+def part(level: float = 0.5) -> np.ndarray:
+    """A good part as the DAE reconstructs it: (SIZE, SIZE) at `level`, a dark hole at the
+    left (the foreground's dark phase)."""
+    image = np.full((SIZE, SIZE), level, np.float32)
+    cv2.circle(image, (12, 32), 6, 0.1, -1)
+    return image
 
 
 def reference(level: float = 0.5, activations: bool = False) -> GoodReference:
     rng = np.random.default_rng(0)
-    good = level + 0.01 * rng.standard_normal((8, 1, SIZE, SIZE)).astype(np.float32)
+    clean = np.broadcast_to(part(level), (8, 1, SIZE, SIZE))
+    good = clean + 0.01 * rng.standard_normal((8, 1, SIZE, SIZE)).astype(np.float32)
     act = (
         rng.standard_normal((8, 4, SIZE // 4, SIZE // 4)).astype(np.float32)
         if activations
         else None
     )
-    return GoodReference.from_good(good, None, act)
+    return GoodReference.from_good(good.astype(np.float32), np.array(clean), None, act)
 
 
 def view(amap: np.ndarray, image: np.ndarray, activation: np.ndarray | None = None) -> PartView:
-    return PartView(amap, image[None], activation, score=2.0, threshold=1.0, pixel_threshold=1.0)
+    noise = 0.01 * np.random.default_rng(1).standard_normal(image.shape).astype(np.float32)
+    return PartView(
+        amap, (image + noise)[None], part()[None], activation, score=2.0, threshold=1.0,
+        pixel_threshold=1.0,
+    )  # fmt: skip
 
 
 def blob_map(draw: str) -> np.ndarray:
@@ -60,7 +80,7 @@ def test_signed_log_keeps_the_sign_and_maps_tiny_values_to_zero() -> None:
 
 
 def test_a_line_is_elongated_and_a_disc_is_not() -> None:
-    image = np.full((SIZE, SIZE), 0.5, np.float32)
+    image = part()
     line, _ = features("hu", view(blob_map("line"), image), reference())
     disc, _ = features("hu", view(blob_map("disc"), image), reference())
     assert line[ELONGATION] > 2.0 and disc[ELONGATION] < 0.1
@@ -69,7 +89,7 @@ def test_a_line_is_elongated_and_a_disc_is_not() -> None:
 
 
 def test_a_curved_fibre_is_less_solid_than_a_disc() -> None:
-    image = np.full((SIZE, SIZE), 0.5, np.float32)
+    image = part()
     arc, _ = features("hu", view(blob_map("arc"), image), reference())
     disc, _ = features("hu", view(blob_map("disc"), image), reference())
     assert arc[SOLIDITY] < 0.35 < 0.85 < disc[SOLIDITY]
@@ -77,9 +97,9 @@ def test_a_curved_fibre_is_less_solid_than_a_disc() -> None:
 
 def test_a_dark_pit_departs_downwards_and_bright_dust_upwards() -> None:
     amap = blob_map("disc")
-    dark = np.full((SIZE, SIZE), 0.5, np.float32)
+    dark = part()
     cv2.circle(dark, (32, 32), 5, 0.2, -1)
-    bright = np.full((SIZE, SIZE), 0.5, np.float32)
+    bright = part()
     cv2.circle(bright, (32, 32), 5, 0.8, -1)
     pit, _ = features("hu", view(amap, dark), reference())
     dust, _ = features("hu", view(amap, bright), reference())
@@ -90,7 +110,7 @@ def test_a_dark_pit_departs_downwards_and_bright_dust_upwards() -> None:
 
 def test_a_brighter_frame_is_a_shift_that_the_corrected_departure_undoes() -> None:
     amap = np.full((SIZE, SIZE), 2.0, np.float32)  # the whole part lights up on the map
-    brighter = np.full((SIZE, SIZE), 0.6, np.float32)  # 20 % brighter than the good 0.5
+    brighter = 1.2 * part()  # 20 % brighter than the good part
     lit, region = features("hu", view(amap, brighter), reference())
     assert region.area == SIZE * SIZE
     assert lit[SHIFT] == pytest.approx(0.1, abs=0.01)
@@ -112,12 +132,15 @@ def test_cnn_features_pool_the_activations_over_the_region() -> None:
     assert ref.activation_mean is not None and ref.activation_std is not None
     act = ref.activation_mean.copy()
     act[2, 8, 8] += 5 * ref.activation_std[2, 8, 8]  # channel 2 departs where the disc lies
-    image = np.full((SIZE, SIZE), 0.5, np.float32)
+    image = part()
     vector, _ = features("cnn", view(blob_map("disc"), image, act), ref)
     assert vector.shape == (feature_count("cnn", 4),) == (8,)
     assert np.argmax(vector[:4]) == 2 and vector[2] > 0
     both, _ = features("both", view(blob_map("disc"), image, act), ref)
-    assert both.shape == (HU_COUNT + 8,)
+    assert both.shape == (feature_count("both", 4),) == (HU_COUNT + 8,)
+    every, _ = features("all", view(blob_map("disc"), image, act), ref)
+    assert every.shape == (HU_COUNT + RESIDUAL_COUNT + 8,)
+    np.testing.assert_array_equal(every[HU_COUNT + RESIDUAL_COUNT :], vector)
     with pytest.raises(ValueError, match="encoder's activations"):
         features("cnn", view(blob_map("disc"), image, None), ref)
 
@@ -130,3 +153,56 @@ def test_the_reference_round_trips_and_refuses_another_size(tmp_path: Path) -> N
     assert back.activation_std is not None and back.activation_std.shape == (4, 16, 16)
     with pytest.raises(BundleError, match=r"feature reference is \(64, 64\), the maps are"):
         GoodReference.load(tmp_path / "reference.npz", (32, 32))
+
+
+def residual(image: np.ndarray, amap: np.ndarray | None = None) -> np.ndarray:
+    vector, _ = features("residual", view(blob_map("disc") if amap is None else amap, image),
+                         reference())  # fmt: skip
+    assert vector.shape == (RESIDUAL_COUNT,)
+    return vector
+
+
+def test_a_light_change_leaves_nothing_in_the_corrected_residual_and_a_pit_under_it_stays() -> None:
+    lit = residual(1.2 * part())
+    assert lit[GAIN] == pytest.approx(0.2, abs=0.02)
+    assert lit[FINE_PEAK] < np.log(3.0) and lit[BROAD_PEAK] < np.log(3.0)  # as good parts
+    pitted = part()
+    cv2.circle(pitted, (40, 32), 3, 0.2, -1)
+    both = residual(1.2 * pitted)
+    assert both[GAIN] == pytest.approx(0.2, abs=0.02)  # the pit does not drag the fit
+    assert both[FINE_PEAK] > np.log(100.0)  # far beyond any good part
+    assert both[Z_LOWEST] < -3  # dark
+
+
+def test_a_pit_with_a_lit_rim_differs_from_a_speck_without_one() -> None:
+    speck = part()
+    cv2.circle(speck, (40, 32), 4, 0.3, -1)
+    dent = speck.copy()
+    cv2.ellipse(dent, (40, 32), (6, 6), 0, 180, 360, 0.8, 2)  # the rim's side facing the lamp
+    plain, rimmed = residual(speck), residual(dent)
+    assert plain[Z_LOWEST] < -3 and rimmed[Z_LOWEST] < -3
+    assert rimmed[Z_HIGHEST] > 3 > plain[Z_HIGHEST]  # the lit rim is part of the dent's region
+
+
+def test_an_arc_bends_and_a_straight_line_does_not() -> None:
+    straight = part()
+    cv2.line(straight, (24, 20), (56, 44), 0.85, 1)
+    arc = part()
+    cv2.ellipse(arc, (40, 50), (22, 22), 0, 210, 330, 0.85, 1)  # sagitta ~3 px over ~38 px
+    assert residual(straight)[SAGITTA] < 0.03 < 0.06 < residual(arc)[SAGITTA]
+
+
+def test_a_fibre_over_the_hole_lies_on_the_dark_phase_and_one_on_the_metal_does_not() -> None:
+    over = part()
+    cv2.line(over, (4, 32), (30, 32), 0.9, 1)  # crosses the hole at x 6..18
+    metal = part()
+    cv2.line(metal, (32, 20), (58, 20), 0.9, 1)
+    assert residual(over)[DARK_PHASE] > 0.1
+    assert residual(metal)[DARK_PHASE] == 0.0
+
+
+def test_residual_features_need_the_reconstruction() -> None:
+    bare = PartView(blob_map("disc"), part()[None], None, None, 2.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="reconstruction"):
+        features("residual", bare, reference())
+    assert features("hu", bare, reference())[0].shape == (HU_COUNT,)  # the map alone: no need

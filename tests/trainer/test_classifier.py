@@ -1,6 +1,8 @@
 """The classifier's model (trainer.classifier) on small drawn feature tables: it separates two
-clusters, and its out-of-distribution distance is near for a part like the labelled nuisances
-(even one that differs in a feature they all share exactly) and far for one unlike them."""
+clusters, and kinds of defects on either side of the nuisances; its out-of-distribution
+distance is near for a part like the labelled nuisances (even one that differs in a feature they
+all share exactly) and far for one unlike them, and its envelope excess is 0 inside the
+nuisances' range and grows outside it."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def trained() -> TrainedClassifier:
 
 def test_it_tells_the_two_clusters_apart(trained: TrainedClassifier) -> None:
     x, y = table(20, seed=1)  # new parts of both kinds
-    p, _ = trained.predict(x)
+    p = trained.predict(x).probability
     assert p.shape == (40,) and p.dtype == np.float32
     assert np.all(p[y] > 0.5) and np.all(p[~y] < 0.5)
     assert np.all((trained.held_out >= 0) & (trained.held_out <= 1))
@@ -44,9 +46,9 @@ def test_a_nuisance_that_differs_in_a_shared_feature_is_not_far_away(
 ) -> None:
     x, y = table(20, seed=2)
     nuisances = x[y]
-    _, before = trained.predict(nuisances)
+    before = trained.predict(nuisances).distance
     nuisances[:, REGIONS] = np.log1p(2.0)  # two regions where every labelled one had one
-    _, distance = trained.predict(nuisances)
+    distance = trained.predict(nuisances).distance
     # Before the spread was floored, the distance was ~1e5 here: every such part was "ood".
     # Now that one feature moves it by at most (0.405 / 0.1) / sqrt(28) = 0.77.
     assert np.all(distance - before <= 0.77)
@@ -55,9 +57,9 @@ def test_a_nuisance_that_differs_in_a_shared_feature_is_not_far_away(
 
 def test_a_part_unlike_every_nuisance_is_far_away(trained: TrainedClassifier) -> None:
     x, y = table(20, seed=3)
-    _, near = trained.predict(x[y])
+    near = trained.predict(x[y]).distance
     unseen = x[y] + 8.0  # a defect type the classifier never saw, beyond both clusters
-    _, far = trained.predict(unseen)
+    far = trained.predict(unseen).distance
     assert np.median(near) < trained.distance_max
     assert np.all(far > 1.5 * trained.distance_max)
 
@@ -75,3 +77,35 @@ def test_too_few_examples_of_a_class_are_refused() -> None:
     y[1:3] = False  # one nuisance left
     with pytest.raises(TrainerError, match="at least 2 defect and 2 nuisance examples"):
         train_classifier(x, y, FAST)
+
+
+def test_the_envelope_excess_is_zero_inside_the_nuisances_range_and_grows_outside() -> None:
+    x, y = table(12, seed=0)
+    trained = train_classifier(x, y, FAST)
+    inside = trained.predict(x[y]).excess  # the labelled nuisances themselves
+    assert np.all(inside <= 1e-6)  # float32 rounding of the standardisation
+    scale = trained.graph.nuisance_scale.numpy()
+    beyond = x[y][:1].copy()
+    beyond[0, 3] = x[y][:, 3].max() + 2.0 * scale[3]  # two spreads above the highest nuisance
+    assert trained.predict(beyond).excess[0] == pytest.approx(2.0, rel=1e-4)
+    # Leave one out: some labelled nuisance lies outside the others' range, none by 2 spreads.
+    assert 0.0 < trained.excess_max < 2.0
+
+
+def test_defects_on_either_side_of_the_nuisances_are_told_apart_as_two_kinds() -> None:
+    """Nuisances around 0 in feature 0, one defect type at -3 and one at +3: no single sigmoid
+    of the standardised features fits both sides with a hidden layer this small, one softmax
+    over the kinds does (and P(nuisance) is the nuisance kind's share)."""
+    rng = np.random.default_rng(5)
+    n = 12
+    x = rng.standard_normal((3 * n, 4)).astype(np.float32) * 0.5
+    x[n : 2 * n, 0] -= 3.0
+    x[2 * n :, 0] += 3.0
+    y = np.repeat([True, False, False], n)
+    types = ["dust"] * n + ["pit"] * n + ["bump"] * n
+    trained = train_classifier(x, y, FAST, types)
+    assert trained.kinds == ("defect:bump", "defect:pit", "nuisance:dust")
+    test = np.zeros((3, 4), np.float32)
+    test[:, 0] = [0.0, -3.0, 3.0]
+    p = trained.predict(test).probability
+    assert p[0] > 0.8 and p[1] < 0.2 and p[2] < 0.2

@@ -1,0 +1,150 @@
+"""The part's residual against its own reconstruction, once the frame's light change is undone:
+what the heatmap classifier (edge.heatmap_features) looks at to tell a light change, a stain, a
+speck and a line apart. numpy and OpenCV only.
+
+Why. The DAE reconstructs a good part at the good parts' usual brightness, so a frame lit 15 %
+brighter leaves a residual over the whole part and the anomaly map lights up everywhere: a
+light change looks like a huge anomaly, and a defect on a brighter frame hides in it. Undoing
+the light change first (a robust fit of image ≈ gain · reconstruction + offset) leaves nothing
+of a pure light change and leaves a defect as it is.
+
+Maps, all (H, W) float32 at the model's resolution:
+
+- ``z``: the corrected residual, image − (gain · reconstruction + offset), luminance (mean over
+  channels), in units of the good parts' own per-pixel residual spread, 0 outside the
+  foreground;
+- ``broad = G6(z)²``: what is large and smooth (an oil film, a shading), G6 a Gaussian blur of
+  σ = 6 px;
+- ``fine = G1.5((z − G6(z))²)``: what is small and sharp (a scratch, a pit, a fibre, a speck).
+
+The gain/offset fit: least squares over the foreground, refitted twice on the pixels within 3
+robust standard deviations (1.4826 · MAD) of the previous fit, so a defect does not drag it
+(iteratively trimmed least squares; Rousseeuw & Leroy 1987, "Robust regression and outlier
+detection").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+BROAD_SIGMA = 6.0  # px: larger than any speck or line width, smaller than a stain
+FINE_SIGMA = 1.5  # px: pools a line's two edges into one ridge
+_TRIM = 3.0  # robust standard deviations kept by the photometric refit
+_REFITS = 2
+
+
+@dataclass(frozen=True)
+class Photometric:
+    """image ≈ gain · reconstruction + offset (luminance in [0, 1])."""
+
+    gain: float
+    offset: float
+
+
+def photometric_fit(lum: np.ndarray, reconstructed: np.ndarray, where: np.ndarray) -> Photometric:
+    """The light change between a part's luminance and its reconstruction's, (H, W) float32
+    each, fitted over the bool (H, W) `where` (module docstring); (1, 0) when `where` holds
+    fewer than 16 pixels or the reconstruction is flat there."""
+    keep = where.copy()
+    gain, offset = 1.0, 0.0
+    for _ in range(_REFITS + 1):
+        if np.count_nonzero(keep) < 16:
+            break
+        x = reconstructed[keep].astype(np.float64)
+        y = lum[keep].astype(np.float64)
+        var = float(x.var())
+        if var < 1e-12:
+            break
+        gain = float(((x - x.mean()) * (y - y.mean())).mean() / var)
+        offset = float(y.mean() - gain * x.mean())
+        residual = lum[where] - (gain * reconstructed[where] + offset)
+        spread = 1.4826 * float(np.median(np.abs(residual))) + 1e-6
+        keep = where & (np.abs(lum - (gain * reconstructed + offset)) < _TRIM * spread)
+    return Photometric(gain, offset)
+
+
+def corrected_residual(
+    image: np.ndarray, reconstruction: np.ndarray, foreground: np.ndarray
+) -> tuple[np.ndarray, Photometric]:
+    """(H, W) float32 image − (gain · reconstruction + offset) in luminance, and the fit;
+    `image` and `reconstruction` (C, H, W) float32, `foreground` (H, W) bool."""
+    lum = image.mean(axis=0, dtype=np.float32)
+    reconstructed = reconstruction.mean(axis=0, dtype=np.float32)
+    fit = photometric_fit(lum, reconstructed, foreground)
+    out: np.ndarray = (lum - (fit.gain * reconstructed + fit.offset)).astype(np.float32)
+    return out, fit
+
+
+@dataclass(frozen=True)
+class ResidualMaps:
+    """A part's ``z`` and ``fine`` maps, ``low`` = G6(z) (module docstring), and its light
+    change."""
+
+    z: np.ndarray
+    low: np.ndarray
+    fine: np.ndarray
+    light: Photometric
+
+    @property
+    def broad(self) -> np.ndarray:
+        out: np.ndarray = self.low**2
+        return out
+
+
+def residual_maps(
+    image: np.ndarray, reconstruction: np.ndarray, foreground: np.ndarray, spread: np.ndarray
+) -> ResidualMaps:
+    """The maps of one part: `image`, `reconstruction` (C, H, W) float32 in [0, 1];
+    `foreground` (H, W) bool; `spread` (H, W) float32 > 0, the good parts' residual spread."""
+    residual, light = corrected_residual(image, reconstruction, foreground)
+    z = np.where(foreground, residual / spread, 0.0).astype(np.float32)
+    low = cv2.GaussianBlur(z, (0, 0), BROAD_SIGMA)
+    fine = cv2.GaussianBlur((z - low) ** 2, (0, 0), FINE_SIGMA)
+    return ResidualMaps(z, low, fine, light)
+
+
+def region_at(level_map: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """(the connected region (8-neighbours) holding the map's highest pixel, every pixel at or
+    above the level, how many connected regions those make), bool (H, W) masks; the level is
+    `level`, or half the map's peak when the peak does not reach it."""
+    peak = float(level_map.max())
+    cut = level if peak >= level else 0.5 * peak
+    union = level_map >= cut if peak > 0 else np.zeros(level_map.shape, bool)
+    top = np.unravel_index(int(np.argmax(level_map)), level_map.shape)
+    union[top] = True
+    count, labels = cv2.connectedComponents(union.astype(np.uint8), connectivity=8)
+    return labels == labels[top], union, count - 1
+
+
+def bend(mask: np.ndarray, weight: np.ndarray) -> tuple[float, float, float, float]:
+    """How a line-like region runs: (log(1 + length), sagitta / length, rms wobble / length,
+    width), lengths in pixels. The region's pixels, weighted by `weight` (H, W), are put on
+    their principal axis u and its normal v, and v = a·u² + b·u + c is fitted (weighted least
+    squares): the sagitta is |a|·(length/2)², how far the middle of the fitted arc lies from its
+    chord; the wobble is what the parabola leaves; the width is area / length. A straight
+    scratch has a sagitta near 0, a fibre lying in an arc a tenth of its length; a crack's
+    random walk wobbles. Zeros for fewer than 5 pixels."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 5:
+        return 0.0, 0.0, 0.0, 0.0
+    w = np.maximum(weight[ys, xs].astype(np.float64), 0.0) + 1e-12
+    w /= w.sum()
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    d = points - (points * w[:, None]).sum(axis=0)
+    _, axes = np.linalg.eigh((d * w[:, None]).T @ d)
+    u, v = d @ axes[:, 1], d @ axes[:, 0]
+    root = np.sqrt(w)
+    design = np.stack([u * u, u, np.ones_like(u)], axis=1) * root[:, None]
+    a, b, c = np.linalg.lstsq(design, v * root, rcond=None)[0]
+    length = float(u.max() - u.min()) + 1.0
+    wobble = math.sqrt(float((w * (v - (a * u * u + b * u + c)) ** 2).sum()))
+    return (
+        math.log1p(length),
+        abs(float(a)) * (length / 2) ** 2 / length,
+        wobble / length,
+        len(xs) / length,
+    )
