@@ -127,8 +127,8 @@ class EngineConfig(StrictModel):
         allow_inf_nan=False,
         description="override the classifier's out-of-distribution margin: an anomaly beyond "
         "this multiple of the largest score, region area, feature distance or envelope excess "
-        "its labelled nuisances showed is never passed; omitted: the bundle's own. Only for an engine with "
-        "a classifier",
+        "its labelled nuisances showed is never passed; omitted: the bundle's own. Only for an "
+        "engine with a classifier",
     )
 
     @model_validator(mode="after")
