@@ -31,10 +31,11 @@ The graph (``ClassifierGraph``): features (N, F) float32 →
 
 Calibration (Guo et al. 2017, "On calibration of modern neural networks"): the examples are
 split in k folds stratified by kind (k = min(5, the smaller class)); an MLP trained on k − 1
-folds gives logits for the held-out one; T minimises the negative log-likelihood of those
-held-out logits (a grid over 0.05..20, log-spaced). The final MLP is trained on every example,
-its logits divided by T. The held-out probabilities also give the cross-validated figures in
-the manifest (nuisances passed and defects passed at pass_probability).
+folds gives logits for the held-out one; T minimises the negative log-likelihood of the class
+(defect or nuisance) those held-out logits give (a grid over 0.05..20, log-spaced). The final
+MLP is trained on every example, its logits divided by T. The held-out probabilities also give
+the cross-validated figures in the manifest (nuisances passed and defects passed at
+pass_probability).
 """
 
 from __future__ import annotations
@@ -219,11 +220,24 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def _temperature(logits: np.ndarray, kind: np.ndarray) -> float:
-    """T minimising the held-out negative log-likelihood of softmax(logits / T), logits (N, K)."""
+def _temperature(logits: np.ndarray, is_nuisance: np.ndarray, nuisance_kinds: np.ndarray) -> float:
+    """T minimising the held-out negative log-likelihood of the class, P(nuisance) = Σ over the
+    nuisance kinds of softmax(logits / T), logits (N, K). The class, not the kind: mistaking
+    dust for lint costs nothing on the line, and calibrating on the kinds would soften every
+    probability towards the share of nuisance kinds for such harmless confusions."""
     scaled = logits[None, :, :] / _TEMPERATURES[:, None, None]
-    nll = -_log_softmax(scaled)[:, np.arange(len(kind)), kind].mean(axis=1)
+    log_all = _logsumexp(scaled)
+    log_nuisance = _logsumexp(scaled[:, :, nuisance_kinds]) - log_all
+    log_defect = _logsumexp(scaled[:, :, ~nuisance_kinds]) - log_all
+    nll = -np.where(is_nuisance[None, :], log_nuisance, log_defect).mean(axis=1)
     return float(_TEMPERATURES[int(np.argmin(nll))])
+
+
+def _logsumexp(values: np.ndarray) -> np.ndarray:
+    """log Σ exp over the last axis, computed stably."""
+    top = values.max(axis=-1, keepdims=True)
+    out: np.ndarray = (top + np.log(np.exp(values - top).sum(axis=-1, keepdims=True)))[..., 0]
+    return out
 
 
 def nearest_distances(features: np.ndarray, reference: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -300,7 +314,7 @@ def _train(
         z = torch.from_numpy(((x[~train] - scaling[0]) / scaling[1]).astype(np.float32))
         with torch.no_grad():
             held_logits[~train] = mlp(z).numpy()
-    temperature = _temperature(held_logits, kind)
+    temperature = _temperature(held_logits, y, nuisance_kinds)
     held_out = np.exp(_log_softmax(held_logits / temperature))[:, nuisance_kinds].sum(axis=1)
     scaling = _scaling(x)
     mlp = _fit_mlp(x, kind, len(kinds), scaling, config, config.seed)
