@@ -109,3 +109,20 @@ def test_defects_on_either_side_of_the_nuisances_are_told_apart_as_two_kinds() -
     test[:, 0] = [0.0, -3.0, 3.0]
     p = trained.predict(test).probability
     assert p[0] > 0.8 and p[1] < 0.2 and p[2] < 0.2
+
+
+def test_a_nuisance_must_fit_the_envelope_of_one_kind_not_the_union_of_them() -> None:
+    """Dust is small and dark, lint long and bright (features 0 and 1): a part long and dark
+    lies inside the range all nuisances spanned in each feature, but outside each kind's."""
+    rng = np.random.default_rng(6)
+    n = 10
+    x = 0.1 * rng.standard_normal((3 * n, 3)).astype(np.float32)
+    x[:n, :2] += [0.0, 0.0]  # dust
+    x[n : 2 * n, :2] += [3.0, 3.0]  # lint
+    x[2 * n :, 2] += 5.0  # a defect kind, elsewhere
+    y = np.repeat([True, True, False], n)
+    trained = train_classifier(x, y, FAST, ["dust"] * n + ["lint"] * n + ["pit"] * n)
+    like = trained.predict(np.array([[0.0, 0.0, 0.0], [3.0, 3.0, 0.0]], np.float32)).excess
+    mixed = trained.predict(np.array([[3.0, 0.0, 0.0]], np.float32)).excess
+    assert np.all(like < trained.excess_max)
+    assert mixed[0] > 3 * trained.excess_max
