@@ -81,7 +81,7 @@ def hold_out(pool: FeatureTable, test: FeatureTable, threshold: float) -> dict[s
             )
         ]
         flagged = int(np.sum(subset.scores >= threshold))
-        rejected = sum(r in ("anomaly", "ood") for r in reasons)
+        rejected = sum(r in ("anomaly", "ood", "classifier") for r in reasons)  # all but OK
         out[left_out] = {
             "images": len(reasons),
             "flagged": flagged,

@@ -11,11 +11,12 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from edge.errors import BundleError
-from edge.manifest import FileEntry, Manifest
+from edge.manifest import FEATURE_VERSION, FileEntry, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,16 @@ def write_manifest(root: Path, manifest: Manifest, payload: list[str]) -> Manife
     return final
 
 
-def load_bundle(root: Path | str, manifest_bytes: bytes | None = None) -> Bundle:
+def load_bundle(
+    root: Path | str, manifest_bytes: bytes | None = None, *, without_classifier: bool = False
+) -> Bundle:
     """Read and verify a bundle folder; BundleError says exactly what is wrong.
 
     `manifest_bytes`: the manifest as already read (the exact bytes whose signature was just
     checked), so that what is verified and what is used are one reading of the file;
-    default: read `root`/manifest.json."""
+    default: read `root`/manifest.json. `without_classifier`: the engine without its heatmap
+    classifier, whatever version made it (for `partsight-train classify`, which replaces it);
+    otherwise a classifier of another feature layout is refused, naming the remedy."""
     root = Path(root)
     if not root.is_dir():
         raise BundleError(f"{root}: engine bundle folder not found")
@@ -68,6 +73,10 @@ def load_bundle(root: Path | str, manifest_bytes: bytes | None = None) -> Bundle
         raise BundleError(f"{manifest_path}: missing") from exc
     except (OSError, ValueError) as exc:
         raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    if without_classifier:
+        raw = _without_classifier(raw)
+    else:
+        _check_feature_layout(manifest_path, raw)
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
@@ -76,6 +85,34 @@ def load_bundle(root: Path | str, manifest_bytes: bytes | None = None) -> Bundle
         raise BundleError(f"{manifest_path}: {where}: {first['msg']}") from exc
     _verify_files(root, manifest)
     return Bundle(root=root, manifest=manifest)
+
+
+def _check_feature_layout(manifest_path: Path, raw: Any) -> None:
+    """BundleError when the manifest's classifier was trained on another feature layout than
+    this runtime computes (checked before validation: an older classifier entry has another
+    shape too, and a schema error would not say what to do)."""
+    spec = raw.get("classifier") if isinstance(raw, dict) else None
+    if not isinstance(spec, dict) or spec.get("feature_version") == FEATURE_VERSION:
+        return
+    raise BundleError(
+        f"{manifest_path}: its heatmap classifier uses feature layout "
+        f"{spec.get('feature_version')}, this runtime computes layout {FEATURE_VERSION}: re-run "
+        "`partsight-train classify --engine` on it"
+    )
+
+
+def _without_classifier(raw: Any) -> Any:
+    """The raw manifest without its classifier entry and the golden samples that expect one
+    (an expected P(nuisance)); their files stay listed and verified."""
+    if not isinstance(raw, dict) or "classifier" not in raw:
+        return raw
+    golden = raw.get("golden", [])
+    if isinstance(golden, list):
+        golden = [
+            g for g in golden
+            if not (isinstance(g, dict) and g.get("expected_nuisance_probability") is not None)
+        ]  # fmt: skip
+    return {**{k: v for k, v in raw.items() if k != "classifier"}, "golden": golden}
 
 
 def _verify_files(root: Path, manifest: Manifest) -> None:

@@ -42,8 +42,8 @@ Groups (a feature set, ``FeatureSet``, is one or more of them: ``hu``, ``residua
   good parts' mean activation in units of their spread, averaged (signed) and averaged in
   absolute value per channel.
 
-``FEATURE_VERSION`` names this layout; a bundle whose classifier was trained on another one is
-refused (BundleError) rather than fed features it does not know.
+``FEATURE_VERSION`` (edge.manifest) names this layout; a bundle whose classifier was trained
+on another one is refused (BundleError) rather than fed features it does not know.
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ from edge.errors import BundleError
 from edge.manifest import FEATURE_GROUPS, FeatureSet
 from edge.residual import bend, corrected_residual, region_at, residual_maps
 
-FEATURE_VERSION = 2
 FEATURE_SETS: tuple[str, ...] = get_args(FeatureSet)
 HU_COUNT = 28
 RESIDUAL_COUNT = 28

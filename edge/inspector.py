@@ -409,16 +409,23 @@ class Inspector:
         backend = classifier.backend
         slack = max(self.backend.golden_rtol, backend.golden_rtol)
         atol = max(GOLDEN_PROBABILITY_ATOL, slack)
+        rtol = max(sample.rtol, slack)
         want_p = sample.expected_nuisance_probability
-        want_d = sample.expected_ood_distance
-        got_p, got_d = answer.nuisance_probability, answer.distance
-        close_d = want_d is None or np.isclose(got_d, want_d, rtol=max(sample.rtol, slack))
-        if want_p is not None and abs(got_p - want_p) <= atol and close_d:
+        got_p = answer.nuisance_probability
+        checks = (
+            (answer.distance, sample.expected_ood_distance),
+            (answer.excess, sample.expected_envelope_excess),
+        )
+        close = all(
+            want is None or np.isclose(got, want, rtol=rtol, atol=1e-6) for got, want in checks
+        )
+        if want_p is not None and abs(got_p - want_p) <= atol and close:
             return None
         return (
-            f"{self.bundle.root}: golden sample {file}: P(nuisance) {got_p:.6f} and distance "
-            f"{got_d:.6g}, expected {want_p:.6f} (atol {atol:g}) and {want_d} ({backend.name} "
-            f"{backend.precision})"
+            f"{self.bundle.root}: golden sample {file}: P(nuisance) {got_p:.6f}, distance "
+            f"{answer.distance:.6g} and envelope excess {answer.excess:.6g}, expected "
+            f"{want_p:.6f} (atol {atol:g}), {sample.expected_ood_distance} and "
+            f"{sample.expected_envelope_excess} ({backend.name} {backend.precision})"
         )
 
 

@@ -17,8 +17,12 @@ FORMAT_VERSION = 1
 MODEL_OUTPUTS = ("reconstruction", "anomaly_map", "score")
 FEATURES_OUTPUT = "features"
 DAE_OUTPUTS = (*MODEL_OUTPUTS, FEATURES_OUTPUT)
-# The heatmap classifier's graph: one input, two outputs (edge.stages.classify).
+# The heatmap classifier's graph: one input, three outputs (edge.stages.classify).
 CLASSIFIER_INPUT = "features"
+# The layout of the heatmap classifier's feature vector (edge.heatmap_features): a bundle whose
+# classifier was trained on another is refused before its manifest is even validated, with a
+# message that says to re-run `partsight-train classify` (edge.bundle).
+FEATURE_VERSION = 2
 CLASSIFIER_OUTPUTS = ("nuisance_probability", "ood_distance", "envelope_excess")
 FeatureSet = Literal["hu", "residual", "cnn", "both", "all"]
 # Each feature set's groups, in the order the vector holds them (edge.heatmap_features).
@@ -140,6 +144,9 @@ class GoldenSample(_Strict):
     expected_ood_distance: float | None = Field(
         None, ge=0, allow_inf_nan=False, description="and its out-of-distribution distance"
     )
+    expected_envelope_excess: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="and its envelope excess"
+    )
 
 
 class FileEntry(_Strict):
@@ -215,9 +222,7 @@ class ClassifierSpec(_Strict):
         """The feature groups the vector holds, in order (FEATURE_GROUPS)."""
         return FEATURE_GROUPS[self.features]
 
-    feature_version: int = Field(
-        ge=1, description="layout of the feature vector (edge.heatmap_features.FEATURE_VERSION)"
-    )
+    feature_version: int = Field(ge=1, description="layout of the feature vector (FEATURE_VERSION)")
     feature_count: int = Field(ge=1, description="length of the feature vector")
     opset: int = Field(ge=17)
     input_name: str = CLASSIFIER_INPUT

@@ -36,8 +36,10 @@ The graph (``ClassifierGraph``): features (N, F) float32 →
 Calibration (Guo et al. 2017, "On calibration of modern neural networks"): the examples are
 split in k folds stratified by kind (k = min(5, the smaller class)); an MLP trained on k − 1
 folds gives logits for the held-out one; T minimises the negative log-likelihood of the class
-(defect or nuisance) those held-out logits give (a grid over 0.05..20, log-spaced). The final
-MLP is trained on every example, its logits divided by T. The held-out probabilities also give
+(defect or nuisance) those held-out logits give (a grid over 1..20, log-spaced: calibration may
+soften the MLP, never sharpen it; folds of a few examples each often separate perfectly, which
+would drive T towards 0 and every probability to 0 or 1, and a borderline defect with it). The
+final MLP is trained on every example, its logits divided by T. The held-out probabilities also give
 the cross-validated figures in the manifest (nuisances passed and defects passed at
 pass_probability).
 """
@@ -64,8 +66,8 @@ from trainer.export import OPSET, quiet
 
 log = logging.getLogger(__name__)
 
-PARITY_ATOL = 1e-5  # ONNX Runtime vs torch: probability; distance relative above 1
-_TEMPERATURES = np.exp(np.linspace(math.log(0.05), math.log(20.0), 241))
+PARITY_ATOL = 1e-5  # ONNX Runtime vs torch: probability; distance and excess relative above 1
+_TEMPERATURES = np.exp(np.linspace(math.log(1.0), math.log(20.0), 121))
 _NUISANCE_SCALE_FLOOR = 0.25  # of the spread over all examples
 _ABSOLUTE_SCALE_FLOOR = 0.1  # in feature units (log-scaled, of order 1)
 
@@ -122,8 +124,17 @@ class ClassifierGraph(nn.Module):
         out: torch.Tensor = self.mlp((x - self.mean) / self.std) / self.temperature
         return out
 
+    def nuisance_log_odds(self, x: torch.Tensor) -> torch.Tensor:
+        """log(P(nuisance) / P(defect)), (N,): the log-sum-exp of the nuisance kinds' logits
+        minus the defect kinds'. Its sigmoid is the softmax's nuisance share, computed so that it
+        stays within [0, 1] in float32 (a sum of shares can round to 1.0000001)."""
+        logits = self.logits(x)
+        return _masked_logsumexp(logits, self.is_nuisance_kind) - _masked_logsumexp(
+            logits, 1.0 - self.is_nuisance_kind
+        )
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        probability = (torch.softmax(self.logits(x), dim=1) * self.is_nuisance_kind).sum(dim=1)
+        probability = torch.sigmoid(self.nuisance_log_odds(x))
         u = (x - self.nuisance_mean) / self.nuisance_scale
         # Differences, not |u|² - 2u·r + |r|²: that cancels badly near a nuisance (distance ~0).
         squared = ((u[:, None, :] - self.nuisances[None, :, :]) ** 2).sum(dim=2)
@@ -133,6 +144,16 @@ class ClassifierGraph(nn.Module):
         )
         excess = torch.relu(outside).amax(dim=2).amin(dim=1)  # the best-fitting kind
         return probability, nearest / math.sqrt(x.shape[1]), excess
+
+
+def _masked_logsumexp(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log Σ over the kinds where mask is 1 of exp(logits), (N,), stable: the others are pushed
+    1e4 down (their exp underflows to 0) rather than to -inf, which some runtimes mishandle,
+    and the largest kept logit is taken out first, so the sum is at least 1."""
+    kept = logits - 1e4 * (1.0 - mask)
+    top = kept.amax(dim=1, keepdim=True)
+    out: torch.Tensor = torch.log(torch.exp(kept - top).sum(dim=1)) + top[:, 0]
+    return out
 
 
 @dataclass(frozen=True)
@@ -336,7 +357,9 @@ def _train(
         with torch.no_grad():
             held_logits[~train] = mlp(z).numpy()
     temperature = _temperature(held_logits, y, nuisance_kinds)
-    held_out = np.exp(_log_softmax(held_logits / temperature))[:, nuisance_kinds].sum(axis=1)
+    scaled = held_logits / temperature
+    log_odds = _logsumexp(scaled[:, nuisance_kinds]) - _logsumexp(scaled[:, ~nuisance_kinds])
+    held_out = 1.0 / (1.0 + np.exp(-log_odds))
     scaling = _scaling(x)
     mlp = _fit_mlp(x, kind, len(kinds), scaling, config, config.seed)
     nuisances = x[y]

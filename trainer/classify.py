@@ -26,9 +26,15 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from edge.bundle import load_bundle, write_manifest
-from edge.heatmap_features import FEATURE_VERSION
 from edge.inspector import Inspector
-from edge.manifest import ClassifierSpec, ClassifierTraining, GoldenSample, Manifest, OodGuard
+from edge.manifest import (
+    FEATURE_VERSION,
+    ClassifierSpec,
+    ClassifierTraining,
+    GoldenSample,
+    Manifest,
+    OodGuard,
+)
 from trainer.classifier import MlpConfig, TrainedClassifier, export_classifier, train_classifier
 from trainer.classify_defaults import (
     DEFAULT_FEATURES,
@@ -94,7 +100,7 @@ def _classify(
 ) -> ClassifyResult:
     started = time.perf_counter()
     data = LabelledSet.load(labelled)  # first: a bad label costs no inference
-    bundle = load_bundle(engine)
+    bundle = load_bundle(engine, without_classifier=True)  # a classifier is replaced
     extractor = FeatureExtractor(bundle, config.show_progress)
     reference = extractor.learn_good(data.root, data.of_class("good"))
     drawn = data.sample(config.per_type, config.seed)
@@ -175,12 +181,14 @@ def next_version(version: str) -> str:
 
 
 def _dae_files(manifest: Manifest) -> set[str]:
-    """The files of the engine without its classifier (an old one is replaced)."""
+    """The files of the engine without its classifier (an old one is replaced): what this
+    command writes lives under CLASSIFIER_DIR and GOLDEN_DIR, whichever version wrote it."""
     files = {f.path for f in manifest.files}
     if manifest.classifier is not None:
         files -= set(manifest.classifier.files)
     old_golden = {g.file for g in manifest.golden if g.expected_nuisance_probability is not None}
-    return files - old_golden
+    ours = tuple(f"{folder}/" for folder in (CLASSIFIER_DIR, GOLDEN_DIR))
+    return {f for f in files - old_golden if not f.startswith(ours)}
 
 
 def _copy_bundle(root: Path, manifest: Manifest, staging: Path) -> None:
@@ -194,7 +202,8 @@ def _golden(
     table: FeatureTable, x: np.ndarray, trained: TrainedClassifier, root: Path, staging: Path
 ) -> list[GoldenSample]:
     """The highest-scoring labelled nuisance and defect, with what the bundle must give for
-    them: score, P(nuisance), distance (checked whatever threshold the line sets)."""
+    them: score, P(nuisance), distance, envelope excess (checked whatever threshold the line
+    sets)."""
     predicted = trained.predict(x)
     golden = []
     (staging / GOLDEN_DIR).mkdir(parents=True, exist_ok=True)
@@ -210,6 +219,7 @@ def _golden(
                 expected_score=float(table.scores[row]),
                 expected_nuisance_probability=float(predicted.probability[row]),
                 expected_ood_distance=float(predicted.distance[row]),
+                expected_envelope_excess=float(predicted.excess[row]),
             )
         )
     return golden

@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--ood-margin", type=float, default=DEFAULT_OOD_MARGIN,
         help="never pass a part beyond this multiple of what the labelled nuisances showed "
-        "(score, region area, feature distance)",
+        "(score, region area, feature distance, envelope excess) (default: %(default)s)",
     )  # fmt: skip
     classify.set_defaults(func=_classify)
 

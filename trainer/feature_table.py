@@ -78,8 +78,9 @@ class FeatureTable:
 
 
 class FeatureExtractor:
-    """The register and model stages of an engine on ONNX Runtime, fetching the encoder's
-    activations when the engine's graph has them, and the good parts' reference."""
+    """The register and model stages of an engine on ONNX Runtime, fetching the DAE's
+    reconstruction and the encoder's activations when the engine's graph has them, and the good
+    parts' reference."""
 
     def __init__(self, bundle: Bundle, show_progress: bool = True) -> None:
         manifest = bundle.manifest

@@ -2,7 +2,8 @@
 
 A backend runs one ONNX graph with one float32 input (batch first) and named outputs: the
 denoising autoencoder (image → reconstruction, anomaly map, score[, encoder features]) or the
-heatmap classifier (features → nuisance probability, out-of-distribution distance). ``Graph``
+heatmap classifier (features → nuisance probability, out-of-distribution distance, envelope
+excess). ``Graph``
 says which outputs the file must have and which ones ``run`` brings back to the host.
 """
 
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 class Graph:
     """``outputs``: every output the model file must have (in any order: a file with other
     outputs is refused). ``fetch``: the ones ``run`` returns on the host, a subset (TensorRT
-    leaves the others on the device; the DAE's reconstruction, which nothing on the line
-    reads)."""
+    leaves the others on the device: the DAE's reconstruction, unless the heatmap classifier's
+    residual features read it)."""
 
     outputs: tuple[str, ...]
     fetch: tuple[str, ...]

@@ -20,13 +20,13 @@ Memory. Input and output buffers are Numba device arrays (``edge.gpu.device``: t
 binding of the GPU path, and why it is Numba), allocated once for max_batch and bound with
 ``set_tensor_address`` once; everything runs on the backend's own CUDA stream. One backend per
 inspection worker, hence one stream per worker. ``run`` copies a host batch in (H2D) and the
-outputs the graph fetches out (D2H: the score and anomaly map, and the encoder's activations
-when the heatmap classifier pools them); the reconstruction never leaves the device (nothing on
-the line reads it). The heatmap classifier's graph (features in, probability and distance
-out) runs on a backend of its own, built and cached the same way. ``device_input`` exposes
-the input buffer so that a GPU stage (the registered crop, ``edge.gpu.crop``) writes the model
-input there directly and no host copy of it exists (``read`` copies rows back when a later
-stage needs them).
+outputs the graph fetches out (D2H: the score and anomaly map, the encoder's activations when
+the heatmap classifier pools them, the reconstruction when its residual features read it;
+otherwise the reconstruction never leaves the device). The heatmap classifier's graph
+(features in; probability, distance and envelope excess out) runs on a backend of its own,
+built and cached the same way. ``device_input`` exposes the input buffer so that a GPU stage
+(the registered crop, ``edge.gpu.crop``) writes the model input there directly and no host
+copy of it exists (``read`` copies rows back when a later stage needs them).
 """
 
 from __future__ import annotations

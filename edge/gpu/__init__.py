@@ -15,7 +15,8 @@ With ``registration.device = "cuda"`` and the TensorRT backend, per part:
   regions and the published heatmap are computed on the host.
 
 Not copied: the aligned crop and the model input (written by ``crop`` into TensorRT's input
-buffer), the reconstruction (TensorRT's output buffer; nothing on the line reads it). Once per
+buffer), the reconstruction (TensorRT's output buffer) unless the heatmap classifier's residual
+features read it (then it comes back with the score, for every part of the batch). Once per
 engine: the R-tables, the resize weights, TensorRT's plan. The pose travels as six kernel
 arguments, not as a copy.
 """

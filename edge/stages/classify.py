@@ -22,8 +22,8 @@ import numpy as np
 from edge.backends import Graph, InferenceBackend
 from edge.bundle import Bundle
 from edge.errors import BundleError, PartSightError
-from edge.heatmap_features import FEATURE_VERSION, GoodReference, PartView, features
-from edge.manifest import CLASSIFIER_OUTPUTS, ClassifierSpec
+from edge.heatmap_features import GoodReference, PartView, features
+from edge.manifest import CLASSIFIER_OUTPUTS, FEATURE_VERSION, ClassifierSpec
 from edge.stages.decide import Classification, ClassifierFailure
 from edge.stages.model import Scored
 

@@ -66,7 +66,7 @@ class Classification:
     score: float
     area: float
     distance: float
-    excess: float = 0.0
+    excess: float
 
 
 @dataclass(frozen=True)

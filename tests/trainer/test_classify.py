@@ -28,6 +28,7 @@ from edge.inspector import Inspector, model_graph
 from edge.manifest import CLASSIFIER_OUTPUTS
 from edge.stages.classify import CLASSIFIER_GRAPH
 from tests.conftest import TINY_DEFECT, TINY_NUISANCE
+from trainer.cli import main as train_main
 from trainer.evaluate import evaluate
 from trainer.fit import FitResult
 
@@ -175,3 +176,31 @@ def test_tensorrt_runs_the_dae_and_the_classifier(
     assert len(classified_parts) >= 12
     assert all(abs(g - w) <= 1e-5 for g, w in classified_parts)
     assert fake_tensorrt.BUILDS == 2  # one plan each
+
+
+def test_an_engine_classified_by_an_older_feature_layout_is_refused_and_can_be_reclassified(
+    tiny_classified: tuple[Path, str], tiny_labelled: Path, tmp_path: Path
+) -> None:
+    """A bundle as the previous trainer wrote it (feature layout 1, a graph of two outputs, no
+    envelope in its guard): the runtime refuses it in one line that names the remedy, and the
+    remedy works: `classify` replaces that classifier."""
+    old = tmp_path / "old"
+    shutil.copytree(tiny_classified[0], old)
+    raw = json.loads((old / "manifest.json").read_text())
+    raw["classifier"]["feature_version"] = 1
+    raw["classifier"]["outputs"] = ["nuisance_probability", "ood_distance"]
+    del raw["classifier"]["ood"]["excess_max"]
+    (old / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match=r"feature layout 1, this runtime computes layout 2: "
+                       r"re-run `partsight-train classify --engine` on it"):  # fmt: skip
+        load_bundle(old)
+    out = tmp_path / "new"
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = train_main([
+            "--no-progress", "classify", "--engine", str(old), "--labelled", str(tiny_labelled),
+            "--out", str(out), "--per-type", "5",
+        ])  # fmt: skip
+    assert code == 0
+    spec = load_bundle(out).manifest.classifier
+    assert spec is not None and spec.ood.excess_max > 0
+    Inspector.open(out).check_golden()
