@@ -217,11 +217,6 @@ class ClassifierSpec(_Strict):
         "pooled over the anomalous region; both: hu and cnn; all: the three"
     )
 
-    @property
-    def groups(self) -> tuple[str, ...]:
-        """The feature groups the vector holds, in order (FEATURE_GROUPS)."""
-        return FEATURE_GROUPS[self.features]
-
     feature_version: int = Field(ge=1, description="layout of the feature vector (FEATURE_VERSION)")
     feature_count: int = Field(ge=1, description="length of the feature vector")
     opset: int = Field(ge=17)
@@ -241,6 +236,11 @@ class ClassifierSpec(_Strict):
         if value != CLASSIFIER_OUTPUTS:
             raise ValueError(f"expected {CLASSIFIER_OUTPUTS}")
         return value
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The feature groups the vector holds, in order (FEATURE_GROUPS)."""
+        return FEATURE_GROUPS[self.features]
 
     @property
     def files(self) -> tuple[str, str]:

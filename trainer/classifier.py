@@ -244,12 +244,6 @@ def _folds(kind: np.ndarray, k: int, seed: int) -> np.ndarray:
     return fold
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    out: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return out
-
-
 def _temperature(logits: np.ndarray, is_nuisance: np.ndarray, nuisance_kinds: np.ndarray) -> float:
     """T minimising the held-out negative log-likelihood of the class, P(nuisance) = Σ over the
     nuisance kinds of softmax(logits / T), logits (N, K). The class, not the kind: mistaking

@@ -6,9 +6,9 @@
    probability) → ERROR "classifier": the part is rejected, never passed.
 4. The out-of-distribution guard: the part lies beyond `ood_margin` times the largest score,
    region area, nearest-neighbour distance or envelope excess (how far its furthest feature
-   lies outside the range the labelled nuisances spanned in it) any labelled nuisance showed
-   (OodGuard in the manifest; the last two leave one out) → NOK "ood", class "defect": a
-   classifier never passes what it has not learnt.
+   lies outside the range that the labelled nuisances of the kind it fits best spanned in it)
+   any labelled nuisance showed (OodGuard in the manifest; the last two leave one out) → NOK
+   "ood", class "defect": a classifier never passes what it has not learnt.
 5. P(nuisance) ≥ pass_probability → OK "nuisance", class "nuisance".
 6. Otherwise NOK "anomaly", class "defect".
 
@@ -59,8 +59,8 @@ class DecisionPolicy:
 class Classification:
     """The classifier's answer for one anomalous part: P(nuisance) and how the part compares
     with the labelled nuisances (its score, region area in model pixels, its distance to the
-    nearest one and how far its furthest feature lies outside their envelope, in their spread,
-    0 inside: both as the classifier graph computes them)."""
+    nearest one and how far its furthest feature lies outside the envelope of the nuisance kind
+    it fits best, in their spread, 0 inside: both as the classifier graph computes them)."""
 
     nuisance_probability: float
     score: float
