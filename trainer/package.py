@@ -15,6 +15,7 @@ engine and key always give the same file.
 
 from __future__ import annotations
 
+import filecmp
 import io
 import logging
 import os
@@ -94,8 +95,10 @@ def write_engine_file(engine: Path, key_path: Path, out: Path) -> Path:
 
     `out` is a folder (the file is written into it; made when missing and not named `*.tar`) or
     the file itself, which must then be named `<name>-<version>.tar`. The folder must load as a
-    bundle (every hash checked) first. Returns the file written. SigningError or BundleError
-    when it cannot be.
+    bundle (every hash checked) first. An existing file of that name is left as it is when it
+    holds these very bytes, and refused otherwise: two different engine files of one name and
+    version would be two engines the store cannot tell apart. Returns the file. SigningError or
+    BundleError when it cannot be.
     """
     bundle = load_bundle(engine)
     manifest = bundle.manifest
@@ -121,6 +124,12 @@ def write_engine_file(engine: Path, key_path: Path, out: Path) -> Path:
             for entry, path in zip(manifest.files, listed, strict=True):
                 with path.open("rb") as handle:
                     _add(tar, entry.path, entry.size, handle)
+        if target.exists() and not filecmp.cmp(partial, target, shallow=False):
+            partial.unlink()
+            raise SigningError(
+                f"{target} exists and holds another engine file of this name and version: give "
+                "a retrained engine a new version (fit --version), or remove the old file"
+            )
         partial.replace(target)
     except OSError as exc:  # a full disk, a read-only folder
         partial.unlink(missing_ok=True)

@@ -111,6 +111,14 @@ def test_bundle_writes_one_signed_file_with_exactly_the_engine(
     assert main(["bundle", "--engine", str(engine), "--key", str(signer.private),
                  "--out", str(file)]) == 0  # fmt: skip
     assert file.read_bytes() == first
+    # Another engine under the same name and version is refused; the file there is kept.
+    (engine / "manifest.json").write_bytes(manifest.replace(b'"1.2.0"', b'"1.2.0"  ', 1))
+    code, _, err = run(
+        capsys, "bundle", "--engine", str(engine), "--key", str(signer.private), "--out", str(out)
+    )
+    assert code == 2 and "holds another engine file of this name and version" in err
+    assert file.read_bytes() == first and not (out / "tiny-1.2.0.tar.partial").exists()
+    (engine / "manifest.json").write_bytes(manifest)
     code, _, err = run(
         capsys, "bundle", "--engine", str(engine), "--key", str(signer.private),
         "--out", str(out / "engine.tar"),
