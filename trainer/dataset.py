@@ -68,17 +68,21 @@ class Dataset:
         return [i for i in self.items if i.split == "test"]
 
     @classmethod
-    def load(cls, root: Path | str, need_test: bool = False) -> Dataset:
+    def load(cls, root: Path | str, need_test: bool = False, need_train: bool = True) -> Dataset:
+        """The dataset at `root` (MVTec AD layout); DatasetError, naming what is missing, when
+        train/good (unless not `need_train`: scoring test/ alone) or, with `need_test`, test/
+        has no images."""
         root = Path(root)
         if not root.is_dir():
             raise DatasetError(f"{root}: dataset folder not found")
         good = root / "train" / "good"
-        if not good.is_dir():
+        if need_train and not good.is_dir():
             raise DatasetError(f"{root}: missing folder train/good (MVTec AD layout expected)")
         labels = _read_labels(root / "labels.csv")
         masks = _MaskIndex(root / "ground_truth")
-        items = [_item(root, p, "train", "good", labels, masks) for p in _images_in(good)]
-        if not items:
+        train = _images_in(good) if good.is_dir() else []
+        items = [_item(root, p, "train", "good", labels, masks) for p in train]
+        if need_train and not items:
             raise DatasetError(f"{good}: no training images")
         test = root / "test"
         if need_test and not test.is_dir():

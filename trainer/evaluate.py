@@ -72,7 +72,7 @@ def evaluate(
     inspector = Inspector.open(engine)
     inspector.check_golden()
     manifest = inspector.bundle.manifest
-    dataset = Dataset.load(data, need_test=True)
+    dataset = Dataset.load(data, need_test=True, need_train=False)  # scores test/ only
     size = (manifest.input.width, manifest.input.height)
     records: list[ImageRecord] = []
     tally = _MaskTally()

@@ -64,6 +64,15 @@ def test_layout_errors(tmp_path: Path, files: dict, message: str) -> None:
         Dataset.load(tmp_path)
 
 
+def test_a_test_split_alone_loads_when_no_training_is_asked_for(tmp_path: Path) -> None:
+    make(tmp_path, {"test/good/0.png": gray(), "test/scratch/0.png": gray()})
+    data = Dataset.load(tmp_path, need_test=True, need_train=False)
+    assert [i.file for i in data.test] == ["test/good/0.png", "test/scratch/0.png"]
+    assert data.train == []
+    with pytest.raises(DatasetError, match="missing folder train/good"):
+        Dataset.load(tmp_path, need_test=True)
+
+
 def test_missing_folder_and_missing_test(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not found"):
         Dataset.load(tmp_path / "nowhere")

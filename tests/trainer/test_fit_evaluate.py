@@ -61,6 +61,18 @@ def test_evaluate_writes_metrics_and_a_report(evaluation) -> None:
     assert evaluation.report.name == "report.html" and (folder / "figures" / "roc.png").is_file()
 
 
+def test_evaluate_needs_only_the_test_split(
+    evaluation, tiny_engine: FitResult, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """A folder with test/ (and its labels and masks) but no train/good is enough to evaluate:
+    the same figures as on the whole dataset."""
+    shutil.copytree(tiny_dataset, tmp_path / "data", ignore=shutil.ignore_patterns("train"))
+    assert not (tmp_path / "data" / "train").exists()
+    alone = evaluate(tiny_engine.engine, tmp_path / "data", tmp_path / "report", False)
+    assert alone.metrics["image_auroc"] == evaluation.metrics["image_auroc"]
+    assert alone.metrics["counts"] == evaluation.metrics["counts"]
+
+
 def test_inspect_cli_gives_the_scores_evaluate_gave(
     tiny_engine: FitResult, tiny_dataset: Path, evaluation, tmp_path: Path
 ) -> None:
