@@ -8,11 +8,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from edge.config.camera import engine_fit
+from edge.config.camera import ReplayCameraConfig, engine_fit
 from edge.config.errors import ConfigError
 from edge.config.loader import load_config
 from edge.config.model import Config
-from edge.manifest import Manifest
+from edge.manifest import InputSpec, Manifest
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -36,7 +36,8 @@ def check_config_main(path: Path | str) -> int:
     without TensorRT), and camera frames that do not fit the engine's (channels, size; read from
     the bundle's manifest when there is one to read: the daemon checks the whole bundle), and
     classifier settings for an engine without a classifier, are problems too: the daemon would
-    not start."""
+    not start. So are a replay camera's files of another size than the engine takes (read from
+    their headers): the daemon would start, and judge every such part NOK "image"."""
     config = load_or_report(path)
     if config is None:
         return EXIT_INVALID
@@ -47,6 +48,7 @@ def check_config_main(path: Path | str) -> int:
     manifest = _engine_manifest(_engine_folder(config))
     if manifest is not None:
         problems += [f"camera.{p}" for p in engine_fit(config.camera, manifest.input)]
+        problems += _replay_fit(config, manifest)
         problems += _classifier_overrides(config, manifest)
     for problem in problems:
         print(f"{path}: {problem}", file=sys.stderr)
@@ -60,6 +62,49 @@ def check_config_main(path: Path | str) -> int:
         found = client_id(config.mqtt, config.station, create=False)
         print(f"mqtt client id: {found.value} (from {found.source})")
     return EXIT_OK
+
+
+def _replay_fit(config: Config, manifest: Manifest) -> list[str]:
+    """A replay camera's images whose size (from the file's header) the engine does not take,
+    as one `camera.folder: ...` line naming how many and the first; none for another camera."""
+    camera = config.camera
+    if not isinstance(camera, ReplayCameraConfig):
+        return []
+    from hw.camera.image_file import list_images, read_image_size
+    from hw.errors import ImageFileError
+
+    spec = manifest.input
+    files = list_images([camera.folder]).files
+    misfits: list[tuple[Path, int, int]] = []
+    for file in files:
+        try:
+            width, height = read_image_size(Path(file))
+        except ImageFileError:
+            continue  # an unreadable file is that part's ERROR "camera", not a setting
+        if not _engine_takes(spec, width, height):
+            misfits.append((Path(file), height, width))
+    if not misfits:
+        return []
+    path, height, width = misfits[0]
+    if spec.geometry == "resized":
+        low = spec.min_source_side or 1
+        takes = (
+            f"heights of {low}..{spec.source_height} px and widths of {low}..{spec.source_width} px"
+        )
+    else:
+        takes = f"{spec.source_height}x{spec.source_width}"
+    return [
+        f"camera.folder: {len(misfits)} of {len(files)} images are a size the engine does not "
+        f"take, e.g. {path}: {height}x{width} (HxW); the engine takes {takes} (the daemon would "
+        'judge them NOK "image")'
+    ]
+
+
+def _engine_takes(spec: InputSpec, width: int, height: int) -> bool:
+    if spec.geometry == "resized":
+        low = spec.min_source_side or 1
+        return low <= width <= spec.source_width and low <= height <= spec.source_height
+    return (width, height) == (spec.source_width, spec.source_height)
 
 
 def _engine_folder(config: Config) -> Path | None:

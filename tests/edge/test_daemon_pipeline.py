@@ -590,3 +590,26 @@ def test_classifier_settings_for_an_engine_without_one_fail_check_config_as_they
     assert run_main(path) == 2
     [line] = said_on_stderr(capsys)
     assert "pass_probability/ood_margin are set, but the engine has no heatmap classifier" in line
+
+
+def test_replay_files_of_another_size_than_the_engine_takes_fail_check_config(
+    tmp_path: Path, tiny_engine: FitResult, tiny_dataset: Path, capsys: Any
+) -> None:
+    """The daemon would start and judge each such part NOK "image"; check-config says so
+    first, naming how many and the first, and passes once the files fit."""
+    frames_from(tiny_dataset, tmp_path / "frames", 3)
+    wide = tmp_path / "frames" / "zz-wide.png"
+    assert cv2.imwrite(str(wide), np.zeros((64, 80), np.uint8))
+    data = station_config(
+        state_dir=tmp_path / "state",
+        engine=tiny_engine.engine,
+        camera={"kind": "replay", "folder": str(tmp_path / "frames")},
+    )
+    path = write_config(tmp_path / "partsight.toml", data)
+    assert check_config_main(path) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}: camera.folder: 1 of 4 images are a size the engine does not take, e.g. "
+        f'{wide}: 64x80 (HxW); the engine takes 64x64 (the daemon would judge them NOK "image")'
+    ]
+    wide.unlink()
+    assert check_config_main(path) == 0
