@@ -17,6 +17,7 @@ import cv2
 
 from edge import __version__
 from edge.bit_depth import stored_bits, to_full_scale
+from edge.cli_help import show_defaults
 from edge.config import check_config_main
 from edge.errors import ImageError, PartSightError
 from edge.images import DEFAULT_MAX_PIXELS, find_images, quiet_opencv, read_image
@@ -139,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_arguments(monitor)
     monitor.set_defaults(func=replay.run)
-    return parser
+    return show_defaults(parser)
 
 
 def _engine_build(args: argparse.Namespace) -> int:

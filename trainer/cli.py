@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from edge.cli_help import show_defaults
 from edge.errors import PartSightError
 from edge.images import quiet_opencv
 from edge.manifest import FEATURE_GROUPS
@@ -176,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a folder to write it into, or the file itself (named <name>-<version>.tar)",
     )  # fmt: skip
     bundle.set_defaults(func=_bundle)
-    return parser
+    return show_defaults(parser)
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
