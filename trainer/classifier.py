@@ -7,8 +7,9 @@ One output per labelled *kind* (a class and a type: "defect:scratch", "nuisance:
 one for "nuisance": each kind of defect and each kind of nuisance has a look of its own, and a
 single two-class boundary has to wrap a union of them from a few examples each; one softmax
 over the kinds learns each look and P(nuisance) is the sum over the nuisance kinds. Measured on
-the synthetic line (bench/bench_classifier.py, 20 per type): nuisances passed 0.72 with one
-sigmoid, 0.82 with the kinds, at the same escapes. Labels without types are two kinds.
+bench/bench_classifier.py's synthetic parts (20 per type, 3 seeds, a draft of the residual
+features, while this was chosen): nuisances passed 0.71 with one sigmoid, 0.83 with the kinds,
+at about the same escapes (0.4 %). Labels without types are two kinds.
 
 The graph (``ClassifierGraph``): features (N, F) float32 →
 - ``nuisance_probability`` (N,): Σ over nuisance kinds of softmax(MLP(standardised features) /
