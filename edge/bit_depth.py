@@ -10,7 +10,10 @@ pixels give the same model input, and the same score, from a file and from the c
 The engine records the depth it was trained on (manifest `input.bit_depth`). An image whose
 depth is not known (any image file) is taken to have that depth, and is refused if one of its
 values does not fit in it; an image of a known other depth (a Mono8 or Mono12 camera on an engine
-trained on 16-bit files) is converted, since both sit on the same full scale.
+trained on 16-bit files) is converted, since both sit on the same full scale. A 16-bit image
+file whose values all stay below 4096 on an engine trained on 8-bit images is refused, with the
+likely cause (10- or 12-bit data saved LSB-aligned): read as 16-bit data it is near black, and
+judging it would only say "anomaly" without saying why.
 """
 
 from __future__ import annotations
@@ -35,6 +38,21 @@ def stored_bits(image: np.ndarray, known: int | None, engine_bits: int) -> int:
     if known is not None:
         return known
     return engine_bits if engine_bits > 8 else 16
+
+
+def refuse_narrow_file(image: np.ndarray, known: int | None, engine_bits: int, source: str) -> None:
+    """ImageError, naming `source`, for a 16-bit image from a file (`known` None) whose values
+    stay below 4096, on an engine trained on 8-bit images (module docstring)."""
+    if image.dtype != np.uint16 or known is not None or engine_bits != 8:
+        return
+    peak = int(image.max())
+    if peak < 1 << 12:
+        raise ImageError(
+            source,
+            f"a 16-bit image whose values stay below 4096 (peak {peak}: {bits_for_peak(peak)}-bit "
+            "data?) on an engine trained on 8-bit images: as 16-bit data it is near black; save "
+            "it as 8 bits, or fit an engine on such files",
+        )
 
 
 def to_full_scale(image: np.ndarray, bits: int, source: str) -> np.ndarray:

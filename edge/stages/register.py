@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge.bit_depth import stored_bits, to_full_scale
+from edge.bit_depth import refuse_narrow_file, stored_bits, to_full_scale
 from edge.manifest import InputSpec
 from edge.preprocess import check_image, to_model_input
 
@@ -44,6 +44,7 @@ def register(
     model input is cut on the GPU later (not here). ImageError for a frame the engine cannot
     take."""
     check_image(image, spec, source)
+    refuse_narrow_file(image, bit_depth, spec.bit_depth, source)
     image = to_full_scale(image, stored_bits(image, bit_depth, spec.bit_depth), source)
     t0 = time.perf_counter()
     registration = registrar.register(image, warp=not on_device) if registrar else None

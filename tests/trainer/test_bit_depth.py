@@ -64,3 +64,15 @@ def test_files_of_another_depth_are_converted_or_refused(
         f"{full}: values reach {int(stored.max()) << 4 | 15}, more than 12-bit data holds "
         "(0..4095), the depth the engine was trained on"
     )
+
+
+def test_a_12_bit_file_on_an_8_bit_engine_is_refused_with_the_likely_cause(
+    tiny_engine: FitResult, tiny_dataset_12bit: Path
+) -> None:
+    """Field input: 12-bit data in a 16-bit file judged by an engine trained on 8-bit images
+    was read as near-black 16-bit data and rejected as an anomaly, without a word on why."""
+    path = sorted((tiny_dataset_12bit / "test" / "good").glob("*.png"))[0]
+    result = judge(Inspector.open(tiny_engine.engine), path)
+    assert isinstance(result, ImageError)
+    assert "values stay below 4096 (peak" in str(result) and "12-bit data?" in str(result)
+    assert "save it as 8 bits, or fit an engine on such files" in str(result)
