@@ -126,8 +126,13 @@ def test_alerts_survive_a_broker_outage_and_a_restart_in_order(
     scada.connect()
     again = Station(broker, tmp_path)  # restores the state, sends the backlog, then the set
     try:
+        # Again two messages: the last event and the active set after it; wait for both.
         got = scada.wait_for(
-            lambda m: ("cleared", "outbox_depth") in events(m) and len(active(m)) >= 6,
+            lambda m: (
+                ("cleared", "outbox_depth") in events(m)
+                and len(active(m)) >= 6
+                and active(m)[-1] == ["brightness"]
+            ),
             timeout_s=30,
         )
         # the outage's events, in the order they happened, then the outbox drains and clears
