@@ -18,7 +18,9 @@ def show_defaults(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         if (
             not action.option_strings
             or action.help in (None, argparse.SUPPRESS)
-            or default in (None, False, argparse.SUPPRESS)
+            or default is None
+            or default is False  # a flag; 0 is a default to show (0 == False, so `is`)
+            or default == argparse.SUPPRESS
             or "default" in action.help
         ):
             continue

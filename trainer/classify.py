@@ -87,6 +87,12 @@ def classify(engine: Path, labelled: Path, out: Path, config: ClassifyConfig) ->
     check_engine_output(out, [engine, labelled])
     if config.per_type < 1:
         raise TrainerError(f"--per-type {config.per_type}: need at least 1 image per type")
+    if not 0.5 < config.pass_probability <= 1.0:  # also NaN: checked before any work
+        raise TrainerError(
+            f"--pass-probability {config.pass_probability}: must be above 0.5 and at most 1"
+        )
+    if not 1.0 <= config.ood_margin < float("inf"):
+        raise TrainerError(f"--ood-margin {config.ood_margin}: must be a finite number >= 1")
     staging = out.with_name(out.name + ".partial")
     try:
         return _classify(engine, labelled, out, staging, config)

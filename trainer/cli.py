@@ -119,7 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     classify.add_argument("--out", type=Path, required=True, help="the new engine bundle folder")
     classify.add_argument(
-        "--per-type", type=int, default=20, help="labelled images used per anomaly type (from 5)"
+        "--per-type",
+        type=int,
+        default=20,
+        help="labelled images used per anomaly type (at least 1; 5 or more advised)",
     )
     classify.add_argument(
         "--features", choices=tuple(FEATURE_GROUPS), default=DEFAULT_FEATURES,
@@ -438,6 +441,18 @@ def summary_text(metrics: dict[str, object], report: Path) -> str:
         lines.extend(f"mask warning: {warning}" for warning in warnings[:5])
         if len(warnings) > 5:
             lines.append(f"mask warnings: {len(warnings) - 5} more in metrics.json")
+    verdicts = metrics.get("verdicts")
+    if isinstance(verdicts, dict) and metrics.get("classifier"):
+        rates = [
+            (label, verdicts.get(key)) for label, key in (
+                ("nuisances passed", "nuisance_pass_rate"),
+                ("defects passed (escaped)", "defect_escape_rate"),
+                ("good parts passed", "good_pass_rate"),
+            )
+        ]  # fmt: skip
+        shown = [f"{label} {value:.1%}" for label, value in rates if isinstance(value, float)]
+        if shown:
+            lines.append("with the classifier: " + ", ".join(shown))
     lines.append(f"report: {report}")
     return "\n".join(lines)
 

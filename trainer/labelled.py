@@ -63,8 +63,7 @@ class LabelledSet:
             item = _item(labels, line, row, known)
             if item.file in seen:
                 raise DatasetError(
-                    f"{labels}:{line}: {item.file} is listed twice (first on line "
-                    f"{seen[item.file]})"
+                    f"{labels}:{line}: {item.file}: listed twice (first on line {seen[item.file]})"
                 )
             seen[item.file] = line
             items.append(item)

@@ -20,12 +20,14 @@ def test_defaults_are_appended_once_and_only_where_there_is_one() -> None:
     sub.add_argument("--quiet", action="store_true", help="say less")  # False
     sub.add_argument("--mode", default="auto", help="how (default: auto, the best)")
     sub.add_argument("--share", default="5%", help="a percentage")
+    sub.add_argument("--seed", type=int, default=0, help="draws")
     show_defaults(parser)
     helps = {a.dest: a.help for a in sub._actions}
     assert helps["rate"] == "how fast (default: 0.5)"
     assert helps["size"] == "HxW (default: 128x96)"
     assert helps["name"] == "who" and helps["quiet"] == "say less"
     assert helps["mode"] == "how (default: auto, the best)"
+    assert helps["seed"] == "draws (default: 0)"
     assert "(default: 5%)" in sub.format_help()
 
 

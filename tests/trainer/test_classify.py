@@ -204,3 +204,23 @@ def test_an_engine_classified_by_an_older_feature_layout_is_refused_and_can_be_r
     spec = load_bundle(out).manifest.classifier
     assert spec is not None and spec.ood.excess_max > 0
     Inspector.open(out).check_golden()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--pass-probability", "0.4"], "--pass-probability 0.4: must be above 0.5 and at most 1"),
+        (["--ood-margin", "0.5"], "--ood-margin 0.5: must be a finite number >= 1"),
+    ],
+)
+def test_decision_settings_out_of_range_are_refused_before_any_work(
+    tiny_engine: FitResult, tiny_labelled: Path, tmp_path: Path, option: list[str], message: str
+) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = train_main([
+            "--no-progress", "classify", "--engine", str(tiny_engine.engine),
+            "--labelled", str(tiny_labelled), "--out", str(tmp_path / "out"), *option,
+        ])  # fmt: skip
+    assert code == 2 and err.getvalue() == f"partsight-train: error: {message}\n"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

@@ -60,7 +60,7 @@ def test_a_good_folder_reads_with_its_types(tmp_path: Path) -> None:
         ),
         (
             [*GOOD_ROWS, "test/dust/000.png,defect,dust"],
-            "labels.csv:5: test/dust/000.png is listed twice (first on line 3)",
+            "labels.csv:5: test/dust/000.png: listed twice (first on line 3)",
         ),
     ],
     ids=["missing class", "unknown class", "missing file", "listed twice"],
