@@ -20,6 +20,7 @@ should be about 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -96,6 +98,33 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
+@contextlib.contextmanager
+def running_daemon(
+    config: Path, log_path: Path, listener: ResultListener, warmup_s: float
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The daemon on `config`, logging to `log_path`, once its first result reached `listener`
+    and `warmup_s` more have passed; stopped with SIGTERM when the block ends (killed if it
+    raised). RuntimeError when it does not start within 120 s or exits other than 0."""
+    log = log_path.open("wb")
+    daemon = subprocess.Popen(daemon_command(config), env=daemon_env(), stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 120
+        while not listener.arrivals:
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log_path.read_text()[-2000:])
+            time.sleep(0.1)
+        time.sleep(warmup_s)
+        yield daemon
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        log.close()
+    if code != 0:
+        raise RuntimeError(f"the daemon exited with {code}")
+
+
 def measure(
     work: Path, engine: Path, engine_note: str, seconds: float, warmup_s: float
 ) -> list[dict[str, object]]:
@@ -113,30 +142,16 @@ def measure(
         ),
     )
     listener = ResultListener(broker.port)
-    log = (work / "daemon.log").open("wb")
-    daemon = subprocess.Popen(daemon_command(config), env=daemon_env(), stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 120
-        while not listener.arrivals:
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((work / "daemon.log").read_text()[-2000:])
-            time.sleep(0.1)
-        time.sleep(warmup_s)
-        start = time.monotonic()
-        time.sleep(seconds)
-        end = time.monotonic()
-        rss, peak = rss_mb(daemon.pid)
-        load = os.getloadavg()[0]
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(30)
+        with running_daemon(config, work / "daemon.log", listener, warmup_s) as daemon:
+            start = time.monotonic()
+            time.sleep(seconds)
+            end = time.monotonic()
+            rss, peak = rss_mb(daemon.pid)
+            load = os.getloadavg()[0]
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-        log.close()
         listener.close()
         broker.stop()
-    if code != 0:
-        raise RuntimeError(f"the daemon exited with {code}")
     window = [pid for t, pid in listener.arrivals if start <= t < end]
     results = listener.snapshot()
     latencies = sorted(results[pid]["latency_ms"]["total"] for pid in window)
@@ -200,35 +215,21 @@ def measure_plc(
     }
     config = write_config(work / "partsight-plc.toml", data)
     listener = ResultListener(broker.port)
-    log = (work / "daemon-plc.log").open("wb")
-    daemon = subprocess.Popen(daemon_command(config), env=daemon_env(), stdout=log, stderr=log)
     phases: list[tuple[str, float, float]] = []
     try:
-        deadline = time.monotonic() + 120
-        while not listener.arrivals:
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((work / "daemon-plc.log").read_text()[-2000:])
-            time.sleep(0.1)
-        time.sleep(warmup_s)
-        load = os.getloadavg()[0]
-        for _ in range(rounds):
-            for state in ("healthy", "hanging"):
-                (plc.hang.set if state == "hanging" else plc.hang.clear)()
-                start = time.monotonic()
-                time.sleep(phase_s)
-                phases.append((state, start + SETTLE_S, time.monotonic()))
-        plc.hang.clear()
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(30)
+        with running_daemon(config, work / "daemon-plc.log", listener, warmup_s):
+            load = os.getloadavg()[0]
+            for _ in range(rounds):
+                for state in ("healthy", "hanging"):
+                    (plc.hang.set if state == "hanging" else plc.hang.clear)()
+                    start = time.monotonic()
+                    time.sleep(phase_s)
+                    phases.append((state, start + SETTLE_S, time.monotonic()))
+            plc.hang.clear()
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-        log.close()
         listener.close()
         broker.stop()
         plc.stop()
-    if code != 0:
-        raise RuntimeError(f"the daemon exited with {code}")
     results = listener.snapshot()
     figures: dict[str, dict[str, float]] = {}
     for state in ("healthy", "hanging"):

@@ -78,6 +78,23 @@ class InputSpec(_Strict):
         "camera delivers Mono10/Mono12",
     )
 
+    def takes(self, height: int, width: int) -> bool:
+        """Whether frames of height x width px are ones this engine judges (`geometry`)."""
+        if self.geometry == "resized":
+            low = self.min_source_side or 1
+            return low <= height <= self.source_height and low <= width <= self.source_width
+        return (height, width) == (self.source_height, self.source_width)
+
+    def sizes_taken(self) -> str:
+        """The frame sizes `takes` accepts, in words: "HxW", or the ranges when resized."""
+        if self.geometry == "resized":
+            low = self.min_source_side or 1
+            return (
+                f"heights of {low}..{self.source_height} px and widths of "
+                f"{low}..{self.source_width} px"
+            )
+        return f"{self.source_height}x{self.source_width}"
+
 
 class ModelSpec(_Strict):
     file: str = Field(description="ONNX file, relative to the bundle")

@@ -22,20 +22,20 @@ def check_image(image: np.ndarray, spec: InputSpec, source: str) -> None:
     if channels != spec.channels:
         raise ImageError(source, f"has {channels} channel(s), the engine expects {spec.channels}")
     height, width = image.shape[:2]
+    if spec.takes(height, width):
+        return
     if spec.geometry == "resized":
         low = spec.min_source_side or 1
-        if not (low <= height <= spec.source_height and low <= width <= spec.source_width):
-            raise ImageError(
-                source,
-                f"size {height}x{width} (HxW) is outside the sizes this engine judges "
-                f"(height {low}..{spec.source_height}, width {low}..{spec.source_width} px)",
-            )
-    elif (height, width) != (spec.source_height, spec.source_width):
         raise ImageError(
             source,
-            f"wrong size {height}x{width} (HxW), "
-            f"the engine expects {spec.source_height}x{spec.source_width}",
+            f"size {height}x{width} (HxW) is outside the sizes this engine judges "
+            f"(height {low}..{spec.source_height}, width {low}..{spec.source_width} px)",
         )
+    raise ImageError(
+        source,
+        f"wrong size {height}x{width} (HxW), "
+        f"the engine expects {spec.source_height}x{spec.source_width}",
+    )
 
 
 def to_model_input(image: np.ndarray, spec: InputSpec) -> np.ndarray:

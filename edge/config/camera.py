@@ -184,16 +184,8 @@ def engine_fit(camera: BaslerCameraConfig | ReplayCameraConfig, spec: InputSpec)
         )
     if camera.roi is not None:
         width, height = camera.roi[2], camera.roi[3]
-        if spec.geometry == "resized":
-            low = spec.min_source_side or 1
-            if not (low <= width <= spec.source_width and low <= height <= spec.source_height):
-                problems.append(
-                    f"roi: {height}x{width} (HxW) frames; the engine takes heights of "
-                    f"{low}..{spec.source_height} px and widths of {low}..{spec.source_width} px"
-                )
-        elif (width, height) != (spec.source_width, spec.source_height):
+        if not spec.takes(height, width):
             problems.append(
-                f"roi: {height}x{width} (HxW) frames; the engine takes "
-                f"{spec.source_height}x{spec.source_width}"
+                f"roi: {height}x{width} (HxW) frames; the engine takes {spec.sizes_taken()}"
             )
     return problems

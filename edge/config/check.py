@@ -12,7 +12,7 @@ from edge.config.camera import ReplayCameraConfig, engine_fit
 from edge.config.errors import ConfigError
 from edge.config.loader import load_config
 from edge.config.model import Config
-from edge.manifest import InputSpec, Manifest
+from edge.manifest import Manifest
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -81,30 +81,16 @@ def _replay_fit(config: Config, manifest: Manifest) -> list[str]:
             width, height = read_image_size(Path(file))
         except ImageFileError:
             continue  # an unreadable file is that part's ERROR "camera", not a setting
-        if not _engine_takes(spec, width, height):
+        if not spec.takes(height, width):
             misfits.append((Path(file), height, width))
     if not misfits:
         return []
     path, height, width = misfits[0]
-    if spec.geometry == "resized":
-        low = spec.min_source_side or 1
-        takes = (
-            f"heights of {low}..{spec.source_height} px and widths of {low}..{spec.source_width} px"
-        )
-    else:
-        takes = f"{spec.source_height}x{spec.source_width}"
     return [
         f"camera.folder: {len(misfits)} of {len(files)} images are a size the engine does not "
-        f"take, e.g. {path}: {height}x{width} (HxW); the engine takes {takes} (the daemon would "
-        'judge them NOK "image")'
+        f"take, e.g. {path}: {height}x{width} (HxW); the engine takes {spec.sizes_taken()} (the "
+        'daemon would judge them NOK "image")'
     ]
-
-
-def _engine_takes(spec: InputSpec, width: int, height: int) -> bool:
-    if spec.geometry == "resized":
-        low = spec.min_source_side or 1
-        return low <= width <= spec.source_width and low <= height <= spec.source_height
-    return (width, height) == (spec.source_width, spec.source_height)
 
 
 def _engine_folder(config: Config) -> Path | None:

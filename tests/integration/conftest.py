@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.broker import Broker, MakeBroker, mosquitto_binary
+from tests.integration.plc import Plc
 
 
 @pytest.fixture
@@ -38,3 +39,12 @@ def make_broker(tmp_path: Path) -> Iterator[MakeBroker]:
 @pytest.fixture
 def broker(make_broker: MakeBroker) -> Broker:
     return make_broker()
+
+
+@pytest.fixture
+def plc() -> Iterator[Plc]:
+    """A pymodbus PLC on loopback (tests/integration/plc.py), stopped after the test."""
+    server = Plc()
+    server.start()
+    yield server
+    server.stop()

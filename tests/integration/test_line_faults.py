@@ -78,14 +78,6 @@ def line_config(
 
 
 @pytest.fixture
-def plc() -> Iterator[Plc]:
-    server = Plc()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def watcher(broker: Broker) -> Iterator[Subscriber]:
     sub = Subscriber(broker, [PREFIX + "#"])
     sub.connect()

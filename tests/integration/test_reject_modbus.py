@@ -15,7 +15,6 @@ import logging
 import random
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,14 +26,6 @@ from edge.daemon.reject import ScheduledRejectOutput, create_reject_output
 from tests.integration.plc import Plc
 
 TOLERANCE_MS = 8.0  # pulse timing on a loaded 2-core machine; the bench measures the spread
-
-
-@pytest.fixture
-def plc() -> Iterator[Plc]:
-    server = Plc()
-    server.start()
-    yield server
-    server.stop()
 
 
 def output(plc: Plc, **kw: Any) -> ScheduledRejectOutput:
