@@ -2,9 +2,9 @@
 defect through?
 
 One synthetic part family (seed 7, 128x128): 200 good training images for the DAE; per anomaly
-type (8 defect types, two of them a defect under an oil film or a light change, and the 4 hard
-nuisances) and for good parts, a labelled pool of `--pool` images the classifier may learn from
-and `--test` other images it is judged on. Figures:
+type (10 defect types, four of them a defect under an oil film, on a lit frame, beside dust or
+beside a fibre, and the 4 hard nuisances) and for good parts, a labelled pool of `--pool` images
+the classifier may learn from and `--test` other images it is judged on. Figures:
 
 - with 20 and with 5 labelled images per type (`partsight-train classify`, default features),
   the line's verdicts on the test set (`partsight-train evaluate`, the edge runtime):
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import entry, merge_results
 
 from edge.inspector import Inspector
-from edge.stages.decide import Classification, DecisionPolicy, decide
+from edge.stages.decide import DecisionPolicy, decide
 from trainer.classifier import MlpConfig
 from trainer.classify import ClassifyConfig, classify
 from trainer.classify_defaults import DEFAULT_FEATURES, DEFAULT_OOD_MARGIN, DEFAULT_PASS_PROBABILITY
@@ -43,7 +43,8 @@ from trainer.feature_table import FeatureExtractor, FeatureTable
 from trainer.fit import FitConfig, fit
 from trainer.labelled import Labelled, LabelledSet, draw_per_type, split_labelled
 from trainer.learning_curve import fit as fit_classifier
-from trainer.synth import DEFECT_TYPES, SynthConfig, write_dataset
+from trainer.part_training import classify_parts
+from trainer.synth import DEFECT_TYPES, MIXED_TYPES, NUISANCE_TYPES, SynthConfig, write_dataset
 from trainer.train import TrainConfig
 
 SEED = 7
@@ -71,13 +72,10 @@ def hold_out(pool: FeatureTable, test: FeatureTable, threshold: float) -> dict[s
         policy = DecisionPolicy(threshold, DEFAULT_PASS_PROBABILITY, guard, guard.margin)
         of_type = [k for k, i in enumerate(test.items) if i.type == left_out]
         subset = test.subset(of_type)
-        got = trained.predict(subset.vectors(DEFAULT_FEATURES))
         reasons = [
-            decide(
-                float(s), policy, Classification(float(pk), float(s), float(a), float(dk), float(e))
-            ).reason
-            for s, pk, a, dk, e in zip(
-                subset.scores, got.probability, subset.areas, got.distance, got.excess, strict=True
+            decide(float(score), policy, answer).reason
+            for score, answer in zip(
+                subset.scores, classify_parts(trained, subset, DEFAULT_FEATURES), strict=True
             )
         ]
         flagged = int(np.sum(subset.scores >= threshold))
@@ -167,7 +165,8 @@ def main() -> None:
         ]
         note = (
             f"{args.count} good training images, {args.epochs} epochs, {args.test} test images "
-            f"per type ({len(DEFECT_TYPES)} defect types incl. 2 mixed, 4 nuisance types), "
+            f"per type ({len(DEFECT_TYPES)} defect types incl. {len(MIXED_TYPES)} mixed, "
+            f"{len(NUISANCE_TYPES)} nuisance types), "
             f"{DEFAULT_FEATURES} features, pass probability {DEFAULT_PASS_PROBABILITY}, OOD "
             f"margin {DEFAULT_OOD_MARGIN}, seed {SEED}"
         )

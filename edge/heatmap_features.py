@@ -1,7 +1,7 @@
 """Features of an anomalous part for the heatmap classifier (paper §3.3): what the anomaly looks
-like on the map and in the image, as one float32 vector. numpy and OpenCV only (no torch): the
-trainer calls these very functions on the edge runtime's outputs, so train time and run time
-compute the same numbers.
+like on the map and in the image, as float32 rows, one per anomalous region of the part. numpy
+and OpenCV only (no torch): the trainer calls these very functions on the edge runtime's
+outputs, so train time and run time compute the same numbers.
 
 The anomalous region. The map's pixels at or above the engine's pixel threshold
 (`scoring.pixel_threshold`), or, when no pixel reaches it, at or above half the map's peak (a
@@ -22,25 +22,31 @@ Groups (a feature set, ``FeatureSet``, is one or more of them: ``hu``, ``residua
   as a whole: that brightness and contrast change (least squares of the image on the good mean
   over the foreground outside the anomaly: image ≈ gain · mean + offset), the union's share of
   the foreground, the number of regions and log(score / threshold).
-- ``residual`` (RESIDUAL_COUNT values), the corrected residual (edge.residual: the part against
-  its own reconstruction once the light change is undone, split into a ``fine`` and a ``broad``
-  map): the light change (gain − 1, offset); the peaks of the fine and broad maps against the
-  good parts' (log of peak / level, the level the 99th percentile of good parts' peaks); how
-  many fine and broad regions reach their level and their total area (log 1 + ·); for the fine
-  map's strongest region: its area, elongation, solidity; the residual in it (mean, lowest,
-  highest, in good-spread units, signed log 1 + ·), the balance of its bright and dark pixels
-  and the residual in the ring of pixels around it (mean, highest: a dent's lit rim, which a
-  speck of grime lacks); how sharp it is (the share of its residual energy above the broad map);
-  whether it touches the foreground's border; the corrected luminance in it (lowest, highest,
-  mean: a fibre's shade is its own, a scratch's follows the metal); the share of it, and of all
-  fine regions, over the foreground's dark phase (holes, the conveyor: where a fibre may lie and
-  a scratch cannot); and how it runs (edge.residual.bend at a fifth of the fine map's peak:
-  length, sagitta, wobble, width: a fibre lies in an arc, a scratch is straight, a crack
-  wobbles).
+- ``residual`` (RESIDUAL_COUNT values per region), the corrected residual (edge.residual: the
+  part against its own reconstruction once the light change is undone, split into a ``fine``
+  and a ``broad`` map). A row for each region of the fine map at its level (the 99th
+  percentile of good parts' fine peaks), strongest first. For the part, on every row: the
+  light change (gain − 1, offset); the broad map's peak against the good parts' (log of
+  peak / level, the level its 99th percentile); how many fine and broad regions reach their
+  level and their total area (log 1 + ·). For the region: its peak against the fine level; its
+  area, elongation, solidity; the residual in it (mean, lowest, highest, in good-spread units,
+  signed log 1 + ·), the balance of its bright and dark pixels and the residual in the ring of
+  pixels around it (mean, highest: a dent's lit rim, which a speck of grime lacks); how sharp
+  it is (the share of its residual energy above the broad map); whether it touches the
+  foreground's border; the corrected luminance in it (lowest, highest, mean: a fibre's shade is
+  its own, a scratch's follows the metal); the share of it, and of all fine regions, over the
+  foreground's dark phase (holes, the conveyor: where a fibre may lie and a scratch cannot);
+  and how it runs (edge.residual.bend at a fifth of its peak: length, sagitta, wobble, width: a
+  fibre lies in an arc, a scratch is straight, a crack wobbles).
 - ``cnn`` (2 · Cf values): the DAE's own encoder (the engine's ``features`` output, stride 4)
   as the pre-trained network: its activations over the peak region, as departures from the
   good parts' mean activation in units of their spread, averaged (signed) and averaged in
   absolute value per channel.
+
+Why a row per region. A part is as bad as its worst region: a scratch beside a dust speck is a
+defect, whichever of the two is the stronger. The classifier judges every region and the part
+takes the most defect-like answer (edge.stages.classify.part_classification); judging only the
+strongest region passed a defect whenever a nuisance beside it was stronger.
 
 ``FEATURE_VERSION`` (edge.manifest) names this layout; a bundle whose classifier was trained
 on another one is refused (BundleError) rather than fed features it does not know.
@@ -50,6 +56,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -59,11 +66,19 @@ import numpy as np
 
 from edge.errors import BundleError
 from edge.manifest import FEATURE_GROUPS, FeatureSet
-from edge.residual import bend, corrected_residual, region_at, residual_maps
+from edge.residual import (
+    ResidualMaps,
+    bend,
+    corrected_residual,
+    region_at,
+    regions_at,
+    residual_maps,
+)
 
 FEATURE_SETS: tuple[str, ...] = get_args(FeatureSet)
 HU_COUNT = 28
 RESIDUAL_COUNT = 28
+MAX_REGIONS = 32  # fine regions a part may have for the classifier to judge it
 _LEVEL_QUANTILE = 0.99  # of good parts' fine and broad peaks: the maps' levels
 _LINE_FRACTION = 0.2  # of the fine map's peak: where a line-like region's extent is cut
 _HU_FLOOR = 1e-12  # Hu moments below this magnitude count as 0 (signed_log10)
@@ -262,9 +277,11 @@ class PartView:
 def features(
     feature_set: str, part: PartView, reference: GoodReference
 ) -> tuple[np.ndarray, Region]:
-    """The part's feature vector (float32, feature_count long) and its anomalous region.
-    ValueError when the view does not fit the reference, residual features lack the
-    reconstruction or CNN features the activations."""
+    """The part's feature rows, float32 (R, feature_count), and its anomalous region: a row per
+    region of the fine map (strongest first) when the set has the ``residual`` group, the
+    part-wide groups (``hu``, ``cnn``) repeated on each; one row otherwise. ValueError when the
+    view does not fit the reference, residual features lack the reconstruction (or the part
+    has more than MAX_REGIONS regions) or CNN features the activations."""
     shape = reference.mean.shape
     if part.anomaly_map.shape != shape or part.image.shape[1:] != shape:
         raise ValueError(
@@ -279,12 +296,19 @@ def features(
         raise ValueError(f"unknown feature set {feature_set!r}; expected one of {FEATURE_SETS}")
     region = anomalous_region(part.anomaly_map, part.pixel_threshold)
     compute = {"hu": hu_features, "cnn": cnn_features}
-    parts = [
+    groups = [
         residual_features(part, reference) if group == "residual"
-        else compute[group](part, region, reference)
+        else compute[group](part, region, reference)[None, :]
         for group in FEATURE_GROUPS[feature_set]
     ]  # fmt: skip
-    return np.concatenate(parts).astype(np.float32), region
+    return rows_of(groups).astype(np.float32), region
+
+
+def rows_of(groups: Sequence[np.ndarray]) -> np.ndarray:
+    """The groups of one part, each (1, Fg) part-wide or (R, Fg) per region, side by side as
+    (R, ΣFg): the part-wide ones repeated on every region's row."""
+    count = max(len(g) for g in groups)
+    return np.concatenate([np.broadcast_to(g, (count, g.shape[1])) for g in groups], axis=1)
 
 
 def hu_features(part: PartView, region: Region, reference: GoodReference) -> np.ndarray:
@@ -328,35 +352,63 @@ def hu_features(part: PartView, region: Region, reference: GoodReference) -> np.
 
 
 def residual_features(part: PartView, reference: GoodReference) -> np.ndarray:
-    """The ``residual`` group (module docstring), RESIDUAL_COUNT float64 values. ValueError
-    without the reconstruction."""
+    """The ``residual`` group (module docstring), float64 (R, RESIDUAL_COUNT): a row per region of
+    the fine map, strongest first (1 <= R <= MAX_REGIONS). ValueError without the
+    reconstruction, or for a part with more than MAX_REGIONS regions."""
     if part.reconstruction is None:
         raise ValueError("residual features need the DAE's reconstruction")
     fg = reference.foreground
     maps = residual_maps(part.image, part.reconstruction, fg, reference.residual_spread)
     fine, broad = maps.fine, maps.broad
-    fine_peak, broad_peak = float(fine.max()), float(broad.max())
-    peak, union, count = region_at(fine, reference.fine_level)
+    regions, union = regions_at(fine, reference.fine_level)
+    if len(regions) > MAX_REGIONS:
+        raise ValueError(
+            f"{len(regions)} separate anomalous regions, more than the {MAX_REGIONS} the "
+            "classifier judges"
+        )
     _, broad_union, broad_count = region_at(broad, reference.broad_level)
     light = maps.light
     frame = [
         light.gain - 1.0,
         light.offset,
-        math.log(max(fine_peak, 1e-12) / reference.fine_level),
-        math.log(max(broad_peak, 1e-12) / reference.broad_level),
-        math.log1p(count),
+        math.log(max(float(broad.max()), 1e-12) / reference.broad_level),
+        math.log1p(len(regions)),
         math.log1p(float(np.count_nonzero(union))),
         math.log1p(broad_count),
         math.log1p(float(np.count_nonzero(broad_union))),
     ]
+    lum = part.image.astype(np.float64).mean(axis=0)
+    rows = [[*frame, *_fine_region(peak, maps, lum, fine, union, reference)] for peak in regions]
+    out = np.array(rows, np.float64)
+    assert out.shape == (len(regions), RESIDUAL_COUNT)
+    return out
+
+
+def _fine_region(
+    peak: np.ndarray,
+    maps: ResidualMaps,
+    lum: np.ndarray,
+    fine: np.ndarray,
+    union: np.ndarray,
+    reference: GoodReference,
+) -> list[float]:
+    """The features of one fine region (`peak`, bool (H, W)) of a part (module docstring)."""
+    fg = reference.foreground
+    top = float(fine[peak].max())
     z = maps.z[peak].astype(np.float64)
     ring = cv2.dilate(peak.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~peak & fg
     around = maps.z[ring].astype(np.float64) if ring.any() else np.zeros(1)
     detail = (maps.z - maps.low)[peak].astype(np.float64)
     border = cv2.dilate(peak.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~fg
-    lum = part.image.astype(np.float64).mean(axis=0)[peak]
-    corrected = (lum - light.offset) / max(light.gain, 1e-3)
-    region = [
+    corrected = (lum[peak] - maps.light.offset) / max(maps.light.gain, 1e-3)
+    # How it runs: the region's own line, cut at a fifth of its own peak.
+    seed = np.unravel_index(int(np.argmax(np.where(peak, fine, -np.inf))), fine.shape)
+    _, labels = cv2.connectedComponents(
+        (fine >= _LINE_FRACTION * top).astype(np.uint8), connectivity=8
+    )
+    line = labels == labels[seed]
+    return [
+        math.log(max(top, 1e-12) / reference.fine_level),
         math.log1p(float(np.count_nonzero(peak))),
         _elongation(peak),
         _solidity(peak),
@@ -370,11 +422,8 @@ def residual_features(part: PartView, reference: GoodReference) -> np.ndarray:
         float(corrected.mean()),
         float(reference.dark_phase[peak].mean()),
         float(reference.dark_phase[union].mean()),
+        *bend(line, fine),
     ]
-    line, _, _ = region_at(fine, _LINE_FRACTION * fine_peak)
-    out = np.array([*frame, *region, *bend(line, fine)], np.float64)
-    assert out.shape == (RESIDUAL_COUNT,)
-    return out
 
 
 def _elongation(mask: np.ndarray) -> float:

@@ -22,7 +22,7 @@ CLASSIFIER_INPUT = "features"
 # The layout of the heatmap classifier's feature vector (edge.heatmap_features): a bundle whose
 # classifier was trained on another is refused before its manifest is even validated, with a
 # message that says to re-run `partsight-train classify` (edge.bundle).
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 CLASSIFIER_OUTPUTS = ("nuisance_probability", "ood_distance", "envelope_excess")
 FeatureSet = Literal["hu", "residual", "cnn", "both", "all"]
 # Each feature set's groups, in the order the vector holds them (edge.heatmap_features).

@@ -120,6 +120,29 @@ def region_at(level_map: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarr
     return labels == labels[top], union, count - 1
 
 
+def regions_at(level_map: np.ndarray, level: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """(every connected region (8-neighbours) of the (H, W) map at or above `level`, strongest
+    peak first, each a bool (H, W) mask; their union). When the map's peak does not reach the
+    level, one region: the one around the peak at half of it (a part the score flags always has
+    one; below the level, the map's other bumps are the good parts' own noise)."""
+    peak = float(level_map.max())
+    reached = peak >= level
+    union = level_map >= (level if reached else 0.5 * peak)
+    if peak <= 0:
+        union = np.zeros(level_map.shape, bool)
+    top = np.unravel_index(int(np.argmax(level_map)), level_map.shape)
+    union[top] = True
+    count, labels = cv2.connectedComponents(union.astype(np.uint8), connectivity=8)
+    if not reached:
+        only = labels == labels[top]
+        return [only], only
+    # The strongest first, by each region's own peak (a label-wise maximum).
+    peaks = np.full(count, -np.inf)
+    np.maximum.at(peaks, labels[union].astype(np.intp), level_map[union])
+    order = [int(k) for k in np.argsort(-peaks[1:], kind="stable") + 1]
+    return [labels == k for k in order], union
+
+
 def bend(mask: np.ndarray, weight: np.ndarray) -> tuple[float, float, float, float]:
     """How a line-like region runs: (log(1 + length), sagitta / length, rms wobble / length,
     width), lengths in pixels. The region's pixels, weighted by `weight` (H, W), are put on

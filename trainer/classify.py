@@ -3,8 +3,9 @@ heatmap classifier out (a new bundle, a new version).
 
 Steps: read the labelled folder (trainer.labelled: strict labels.csv) → draw up to N images per
 anomaly type (seeded) → the good parts' reference from its good images → features of the drawn
-images through the engine's own stages (trainer.feature_table) → the MLP, calibrated, and the
-out-of-distribution guard's reference (trainer.classifier) → ONNX → a copy of the engine's
+images through the engine's own stages (trainer.feature_table: a row per anomalous region) →
+the MLP, calibrated, and the out-of-distribution guard's reference (trainer.classifier), trained
+from the parts' labels (trainer.part_training) → ONNX → a copy of the engine's
 bundle with the classifier added, a minor version up, two of the labelled images as golden
 samples with their expected score, P(nuisance) and distance, every file re-hashed → the new
 bundle is loaded and its golden samples re-checked before it replaces `out`.
@@ -35,7 +36,7 @@ from edge.manifest import (
     Manifest,
     OodGuard,
 )
-from trainer.classifier import MlpConfig, TrainedClassifier, export_classifier, train_classifier
+from trainer.classifier import MlpConfig, TrainedClassifier, export_classifier
 from trainer.classify_defaults import (
     DEFAULT_FEATURES,
     DEFAULT_OOD_MARGIN,
@@ -46,6 +47,7 @@ from trainer.errors import DatasetError, TrainerError
 from trainer.export import OPSET
 from trainer.feature_table import FeatureExtractor, FeatureTable
 from trainer.labelled import LabelledSet, per_type_counts
+from trainer.part_training import classify_parts, train_parts
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +116,9 @@ def _classify(
         raise DatasetError(f"{data.root}: no defect or nuisance images in labels.csv")
     table = extractor.table(data.root, drawn, "labelled parts")
     x = table.vectors(config.features)
-    trained = train_classifier(
-        x, table.is_nuisance, replace(config.mlp, seed=config.seed), table.types
-    )
-    held = trained.held_out >= config.pass_probability
+    parts = train_parts(table, config.features, replace(config.mlp, seed=config.seed))
+    trained = parts.trained
+    held = parts.held_out(table, config.features) >= config.pass_probability
     nuisance = table.is_nuisance
     cv_pass = float(held[nuisance].mean())
     cv_escape = float(held[~nuisance].mean())
@@ -127,7 +128,7 @@ def _classify(
     (staging / CLASSIFIER_DIR).mkdir()
     export_classifier(trained, x, staging / CLASSIFIER_FILE)
     reference.save(staging / REFERENCE_FILE)
-    golden = _golden(table, x, trained, data.root, staging)
+    golden = _golden(table, config.features, trained, data.root, staging)
     manifest = bundle.manifest
     spec = ClassifierSpec(
         file=CLASSIFIER_FILE,
@@ -205,27 +206,27 @@ def _copy_bundle(root: Path, manifest: Manifest, staging: Path) -> None:
 
 
 def _golden(
-    table: FeatureTable, x: np.ndarray, trained: TrainedClassifier, root: Path, staging: Path
+    table: FeatureTable, feature_set: str, trained: TrainedClassifier, root: Path, staging: Path
 ) -> list[GoldenSample]:
     """The highest-scoring labelled nuisance and defect, with what the bundle must give for
     them: score, P(nuisance), distance, envelope excess (checked whatever threshold the line
     sets)."""
-    predicted = trained.predict(x)
+    judged = classify_parts(trained, table, feature_set)
     golden = []
     (staging / GOLDEN_DIR).mkdir(parents=True, exist_ok=True)
     for want_nuisance in (True, False):
         rows = np.flatnonzero(table.is_nuisance == want_nuisance)
         row = int(rows[np.argmax(table.scores[rows])])
-        item = table.items[row]
+        item, answer = table.items[row], judged[row]
         name = f"{GOLDEN_DIR}/{item.cls}-{PurePosixPath(item.file).name}"
         shutil.copyfile(root / item.file, staging / name)
         golden.append(
             GoldenSample(
                 file=name,
                 expected_score=float(table.scores[row]),
-                expected_nuisance_probability=float(predicted.probability[row]),
-                expected_ood_distance=float(predicted.distance[row]),
-                expected_envelope_excess=float(predicted.excess[row]),
+                expected_nuisance_probability=answer.nuisance_probability,
+                expected_ood_distance=answer.distance,
+                expected_envelope_excess=answer.excess,
             )
         )
     return golden

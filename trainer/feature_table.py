@@ -16,6 +16,7 @@ import numpy as np
 from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.bundle import Bundle
 from edge.heatmap_features import (
+    RESIDUAL_COUNT,
     GoodReference,
     PartView,
     anomalous_region,
@@ -37,19 +38,29 @@ MAX_GOOD = 200  # good images enough for the reference's mean and spread
 @dataclass(frozen=True)
 class FeatureTable:
     """Per image: its label, the engine's score, the peak region's area (model pixels) and
-    every feature group; ``scored`` keeps the map and model input (for the report's pictures)."""
+    every feature group: the part-wide ``hu`` and ``cnn`` a row per image, ``residual`` a row
+    per anomalous region (``owner``: the image of each, its rows together, strongest first);
+    ``scored`` keeps the map and model input (for the report's pictures)."""
 
     items: tuple[Labelled, ...]
     scores: np.ndarray  # (N,)
     areas: np.ndarray  # (N,)
     hu: np.ndarray  # (N, HU_COUNT)
-    residual: np.ndarray  # (N, RESIDUAL_COUNT)
+    residual: np.ndarray  # (M, RESIDUAL_COUNT), M >= N
+    owner: np.ndarray  # (M,) intp: the image of each residual row
     cnn: np.ndarray | None  # (N, 2 Cf); None when the engine has no encoder output
     scored: tuple[Scored, ...]
 
+    def owners(self, feature_set: str) -> np.ndarray:
+        """(M,) intp: the image of each row of `vectors(feature_set)`."""
+        if "residual" in FEATURE_GROUPS[feature_set]:
+            return self.owner
+        return np.arange(len(self.items))
+
     def vectors(self, feature_set: str) -> np.ndarray:
-        """(N, F) float32 for a feature set (its groups in edge.manifest.FEATURE_GROUPS'
-        order, as edge.heatmap_features); DatasetError for CNN features without them."""
+        """(M, F) float32 for a feature set, a row per region (edge.heatmap_features.features:
+        its groups in edge.manifest.FEATURE_GROUPS' order, the part-wide ones repeated);
+        DatasetError for CNN features without them."""
         groups = FEATURE_GROUPS[feature_set]
         if "cnn" in groups and self.cnn is None:
             raise DatasetError(
@@ -57,15 +68,21 @@ class FeatureTable:
                 "no 'features' output: re-fit the engine with this trainer, or use --features "
                 "residual)"
             )
-        arrays = {"hu": self.hu, "residual": self.residual, "cnn": self.cnn}
+        owner = self.owners(feature_set)
+        arrays = {"hu": self.hu[owner], "residual": self.residual, "cnn": self.cnn}
+        if self.cnn is not None:
+            arrays["cnn"] = self.cnn[owner]
         return np.concatenate([arrays[g] for g in groups], axis=1).astype(np.float32)
 
     def subset(self, rows: Sequence[int]) -> FeatureTable:
+        """The table of the images `rows` (indices into items), in that order."""
         index = np.asarray(rows, dtype=np.intp)
+        picked = [np.flatnonzero(self.owner == i) for i in index]
         return FeatureTable(
             tuple(self.items[i] for i in index), self.scores[index], self.areas[index],
-            self.hu[index], self.residual[index], None if self.cnn is None else self.cnn[index],
-            tuple(self.scored[i] for i in index),
+            self.hu[index], self.residual[np.concatenate(picked)],
+            np.repeat(np.arange(len(index)), [len(p) for p in picked]),
+            None if self.cnn is None else self.cnn[index], tuple(self.scored[i] for i in index),
         )  # fmt: skip
 
     @property
@@ -165,7 +182,10 @@ class FeatureExtractor:
                             threshold, pixel_threshold)  # fmt: skip
             region = anomalous_region(s.anomaly_map, pixel_threshold)
             hu.append(hu_features(view, region, reference))
-            residual.append(residual_features(view, reference))
+            try:
+                residual.append(residual_features(view, reference))
+            except ValueError as exc:  # more regions than the line judges
+                raise DatasetError(f"{root / items[len(residual)].file}: {exc}") from exc
             if self.has_activations:
                 cnn.append(cnn_features(view, region, reference))
             areas.append(region.area)
@@ -174,7 +194,8 @@ class FeatureExtractor:
             np.array([s.score for s in scored]),
             np.array(areas, dtype=np.float64),
             np.array(hu).reshape(len(scored), -1),
-            np.array(residual).reshape(len(scored), -1),
+            np.concatenate(residual) if residual else np.zeros((0, RESIDUAL_COUNT)),
+            np.repeat(np.arange(len(residual)), [len(r) for r in residual]),
             np.array(cnn).reshape(len(scored), -1) if self.has_activations else None,
             tuple(scored),
         )

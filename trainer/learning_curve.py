@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from edge.manifest import FEATURE_GROUPS, OodGuard
-from edge.stages.decide import OK, Classification, DecisionPolicy, decide
-from trainer.classifier import MlpConfig, TrainedClassifier, train_classifier
+from edge.stages.decide import OK, DecisionPolicy, decide
+from trainer.classifier import MlpConfig, TrainedClassifier
 from trainer.feature_table import FeatureTable
 from trainer.labelled import Labelled, draw_per_type
+from trainer.part_training import classify_parts, train_parts
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,10 @@ class Rates:
 def fit(
     pool: FeatureTable, rows: Sequence[int], feature_set: str, config: MlpConfig, margin: float
 ) -> tuple[TrainedClassifier, OodGuard]:
-    """The classifier (and its guard) trained on the pool's `rows`, as `classify` trains it."""
+    """The classifier (and its guard) trained on the pool's images `rows`, as `classify` trains
+    it."""
     examples = pool.subset(rows)
-    trained = train_classifier(
-        examples.vectors(feature_set), examples.is_nuisance, config, examples.types
-    )
+    trained = train_parts(examples, feature_set, config).trained
     nuisance = examples.is_nuisance
     guard = OodGuard(
         score_max=float(examples.scores[nuisance].max()),
@@ -65,17 +65,12 @@ def judge(
 ) -> Rates:
     """The line's verdict on every test item, and the rates."""
     policy = DecisionPolicy(threshold, pass_probability, guard, guard.margin)
-    predicted = trained.predict(test.vectors(feature_set))
     verdicts = tuple(
-        decide(
-            float(score), policy,
-            Classification(float(p), float(score), float(area), float(d), float(e)),
-        ).verdict
-        for score, p, area, d, e in zip(
-            test.scores, predicted.probability, test.areas, predicted.distance, predicted.excess,
-            strict=True,
+        decide(float(score), policy, answer).verdict
+        for score, answer in zip(
+            test.scores, classify_parts(trained, test, feature_set), strict=True
         )
-    )  # fmt: skip
+    )
     return Rates(
         _passed(test.items, verdicts, "nuisance"),
         _passed(test.items, verdicts, "defect"),

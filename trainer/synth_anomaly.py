@@ -386,6 +386,27 @@ def defect_with_brightness(canvas: Canvas, part: PartModel, rng: np.random.Gener
     canvas.gain = _brightness_gain(rng)
 
 
+def defect_with_dust(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
+    """A scratch, dent or crack, and dust specks somewhere on the same part."""
+    _defect_with(dust, canvas, part, rng)
+
+
+def defect_with_lint(canvas: Canvas, part: PartModel, rng: np.random.Generator) -> None:
+    """A scratch, dent or crack, and a fibre lying somewhere on the same part."""
+    _defect_with(lint, canvas, part, rng)
+
+
+def _defect_with(
+    nuisance: Painter, canvas: Canvas, part: PartModel, rng: np.random.Generator
+) -> None:
+    # Placed independently: mostly apart, now and then over the defect; often the stronger of
+    # the two, which is what a line that judged only the strongest region would pass.
+    _surface_defect(canvas, part, rng)
+    defect = canvas.mask
+    nuisance(canvas, part, rng)
+    canvas.mask = defect
+
+
 PAINTERS: dict[str, Painter] = {
     "scratch": scratch,
     "dent": dent,
@@ -399,4 +420,6 @@ PAINTERS: dict[str, Painter] = {
     "brightness": brightness,
     "defect_under_oil": defect_under_oil,
     "defect_with_brightness": defect_with_brightness,
+    "defect_with_dust": defect_with_dust,
+    "defect_with_lint": defect_with_lint,
 }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # A defect and a nuisance on one part: a defect (its class, and the defect's mask).
-MIXED_TYPES = ("defect_under_oil", "defect_with_brightness")
+MIXED_TYPES = ("defect_under_oil", "defect_with_brightness", "defect_with_dust", "defect_with_lint")
 DEFECT_TYPES = (
     "scratch", "dent", "crack", "missing_hole", "chipped_edge", "foreign_material", *MIXED_TYPES,
 )  # fmt: skip

@@ -1,20 +1,22 @@
 """Stage 3: the heatmap classifier, for the parts the threshold flags (paper §3.3).
 
-Each anomalous part's features (edge.heatmap_features: numpy and OpenCV, never torch) go, as
-one batch, through the classifier's ONNX graph on the same kind of inference backend as the DAE
-(edge.backends.create_backend with the same configuration section: TensorRT runs both). The
-graph returns P(nuisance), calibrated, the part's distance to the nearest labelled nuisance
-(standardised features) and how far its furthest feature lies outside the labelled nuisances'
-envelope (the out-of-distribution guard's last two measures). Anything that goes wrong
-here is a ClassifierFailure for the parts concerned, which edge.stages.decide turns into ERROR
-verdicts: a part the classifier could not judge is rejected, never passed.
+Each anomalous part's features (edge.heatmap_features: numpy and OpenCV, never torch; a row per
+anomalous region) go, as one batch, through the classifier's ONNX graph on the same kind of
+inference backend as the DAE (edge.backends.create_backend with the same configuration section:
+TensorRT runs both). For each region the graph returns P(nuisance), calibrated, the distance to
+the nearest labelled nuisance (standardised features) and how far its furthest feature lies
+outside the labelled nuisances' envelope (the out-of-distribution guard's last two measures); a
+part takes its most defect-like region's answers (part_classification). Anything that goes
+wrong here is a ClassifierFailure for the parts concerned, which edge.stages.decide turns into
+ERROR verdicts: a part the classifier could not judge is rejected, never passed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -88,20 +90,23 @@ class Classifier:
         """Each part's Classification, in order; a part that cannot be judged gets its
         ClassifierFailure (the others still get theirs when only their features failed)."""
         answers: list[Classification | ClassifierFailure | None] = []
-        rows: list[tuple[int, np.ndarray, float, float]] = []  # (index, vector, score, area)
+        rows: list[tuple[int, np.ndarray, float, float]] = []  # (index, rows, score, area)
         for part in parts:
             answers.append(part if isinstance(part, ClassifierFailure) else None)
             if isinstance(part, ClassifierFailure):
                 continue
             try:
-                vector, region = features(self.spec.features, part, self.reference)
+                vectors, region = features(self.spec.features, part, self.reference)
             except (ValueError, cv2.error) as exc:  # OpenCV's own error is not a ValueError
                 answers[-1] = ClassifierFailure(f"features: {exc}")
                 continue
-            if vector.shape != (self.spec.feature_count,) or not np.all(np.isfinite(vector)):
-                answers[-1] = ClassifierFailure(f"unusable features {vector!r}")
+            if (
+                vectors.ndim != 2 or len(vectors) < 1
+                or vectors.shape[1] != self.spec.feature_count or not np.all(np.isfinite(vectors))
+            ):  # fmt: skip
+                answers[-1] = ClassifierFailure(f"unusable features {vectors!r}")
                 continue
-            rows.append((len(answers) - 1, vector, part.score, float(region.area)))
+            rows.append((len(answers) - 1, vectors, part.score, float(region.area)))
         if rows:
             self._run(rows, answers)
         assert all(a is not None for a in answers)
@@ -112,23 +117,44 @@ class Classifier:
         rows: list[tuple[int, np.ndarray, float, float]],
         answers: list[Classification | ClassifierFailure | None],
     ) -> None:
+        total = sum(len(vectors) for _, vectors, _, _ in rows)
         try:
-            out = self.backend.run(np.stack([vector for _, vector, _, _ in rows]))
+            out = self.backend.run(np.concatenate([vectors for _, vectors, _, _ in rows]))
             probability, distance = out["nuisance_probability"], out["ood_distance"]
             excess = out["envelope_excess"]
             shapes = {probability.shape, distance.shape, excess.shape}
-            if shapes != {(len(rows),)}:
+            if shapes != {(total,)}:
                 raise PartSightError(f"the classifier returned shapes {sorted(shapes)} for "
-                                     f"{len(rows)} parts")  # fmt: skip
+                                     f"{total} regions")  # fmt: skip
         except PartSightError as exc:
             log.error("heatmap classifier failed: %s", exc)
             for index, *_ in rows:
                 answers[index] = ClassifierFailure(str(exc))
             return
-        for row, (index, _, score, area) in enumerate(rows):
-            answers[index] = Classification(
-                float(probability[row]), score, area, float(distance[row]), float(excess[row])
+        start = 0
+        for index, vectors, score, area in rows:
+            end = start + len(vectors)
+            answers[index] = part_classification(
+                probability[start:end], distance[start:end], excess[start:end], score, area
             )
+            start = end
+
+
+def part_classification(
+    probability: np.ndarray, distance: np.ndarray, excess: np.ndarray, score: float, area: float
+) -> Classification:
+    """What the classifier says of a part from what it says of each of its regions, (R,) each,
+    R >= 1: a part is as defect-like as its most defect-like region, so the lowest P(nuisance),
+    the largest distance and the largest envelope excess (a NaN anywhere stays NaN, which the
+    decision rejects). The trainer aggregates with this very function."""
+    return Classification(
+        _worst(probability, np.min), score, area, _worst(distance, np.max), _worst(excess, np.max)
+    )
+
+
+def _worst(values: np.ndarray, pick: Callable[[np.ndarray], Any]) -> float:
+    values = np.asarray(values, np.float64)
+    return float("nan") if np.isnan(values).any() else float(pick(values))
 
 
 def classifier_file(bundle: Bundle) -> Path | None:

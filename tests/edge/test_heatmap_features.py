@@ -2,8 +2,8 @@
 answer is known: a line is elongated, a disc solid, a dark pit departs downwards and bright dust
 upwards, a frame lit 20 % brighter shows as a brightness shift that the corrected departure
 undoes; on the corrected residual, a light change leaves nothing, a pit with a lit rim differs
-from a speck without one, an arc bends where a straight line does not, and a line over a hole
-lies on the dark phase."""
+from a speck without one, an arc bends where a straight line does not, a line over a hole lies on
+the dark phase, and each region gets a row of its own."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+import edge.heatmap_features
 from edge.errors import BundleError
 from edge.heatmap_features import (
     HU_COUNT,
@@ -31,8 +32,8 @@ AREA, PEAK, MEAN, ELONGATION, SOLIDITY = 14, 15, 16, 17, 18
 RAW_DEPARTURE, DEPARTURE, LOWEST, HIGHEST = 19, 20, 21, 22
 SHIFT, CONTRAST, SHARE, REGIONS, SCORE = 23, 24, 25, 26, 27
 # Positions in the residual vector.
-GAIN, FINE_PEAK, BROAD_PEAK = 0, 2, 3
-Z_LOWEST, Z_HIGHEST = 12, 13
+GAIN, BROAD_PEAK, REGION_COUNT = 0, 2, 3  # the part's, on every row
+FINE_PEAK, Z_LOWEST, Z_HIGHEST = 7, 12, 13  # the region's
 DARK_PHASE, SAGITTA = 22, 25
 
 
@@ -46,10 +47,10 @@ def part(level: float = 0.5) -> np.ndarray:
 
 def reference(level: float = 0.5, activations: bool = False) -> GoodReference:
     rng = np.random.default_rng(0)
-    clean = np.broadcast_to(part(level), (8, 1, SIZE, SIZE))
-    good = clean + 0.01 * rng.standard_normal((8, 1, SIZE, SIZE)).astype(np.float32)
+    clean = np.broadcast_to(part(level), (32, 1, SIZE, SIZE))
+    good = clean + 0.01 * rng.standard_normal((32, 1, SIZE, SIZE)).astype(np.float32)
     act = (
-        rng.standard_normal((8, 4, SIZE // 4, SIZE // 4)).astype(np.float32)
+        rng.standard_normal((32, 4, SIZE // 4, SIZE // 4)).astype(np.float32)
         if activations
         else None
     )
@@ -62,6 +63,13 @@ def view(amap: np.ndarray, image: np.ndarray, activation: np.ndarray | None = No
         amap, (image + noise)[None], part()[None], activation, score=2.0, threshold=1.0,
         pixel_threshold=1.0,
     )  # fmt: skip
+
+
+def one_row(feature_set: str, part_view: PartView, ref: GoodReference) -> np.ndarray:
+    """The features of a set without the residual group: one row for the part."""
+    rows, _ = features(feature_set, part_view, ref)
+    assert rows.shape == (1, feature_count(feature_set, 4))
+    return rows[0]
 
 
 def blob_map(draw: str) -> np.ndarray:
@@ -81,8 +89,8 @@ def test_signed_log_keeps_the_sign_and_maps_tiny_values_to_zero() -> None:
 
 def test_a_line_is_elongated_and_a_disc_is_not() -> None:
     image = part()
-    line, _ = features("hu", view(blob_map("line"), image), reference())
-    disc, _ = features("hu", view(blob_map("disc"), image), reference())
+    line = one_row("hu", view(blob_map("line"), image), reference())
+    disc = one_row("hu", view(blob_map("disc"), image), reference())
     assert line[ELONGATION] > 2.0 and disc[ELONGATION] < 0.1
     assert line.shape == disc.shape == (HU_COUNT,)
     assert disc[AREA] == pytest.approx(np.log1p(np.count_nonzero(blob_map("disc"))))
@@ -90,8 +98,8 @@ def test_a_line_is_elongated_and_a_disc_is_not() -> None:
 
 def test_a_curved_fibre_is_less_solid_than_a_disc() -> None:
     image = part()
-    arc, _ = features("hu", view(blob_map("arc"), image), reference())
-    disc, _ = features("hu", view(blob_map("disc"), image), reference())
+    arc = one_row("hu", view(blob_map("arc"), image), reference())
+    disc = one_row("hu", view(blob_map("disc"), image), reference())
     assert arc[SOLIDITY] < 0.35 < 0.85 < disc[SOLIDITY]
 
 
@@ -101,8 +109,8 @@ def test_a_dark_pit_departs_downwards_and_bright_dust_upwards() -> None:
     cv2.circle(dark, (32, 32), 5, 0.2, -1)
     bright = part()
     cv2.circle(bright, (32, 32), 5, 0.8, -1)
-    pit, _ = features("hu", view(amap, dark), reference())
-    dust, _ = features("hu", view(amap, bright), reference())
+    pit = one_row("hu", view(amap, dark), reference())
+    dust = one_row("hu", view(amap, bright), reference())
     assert pit[DEPARTURE] < -2 and pit[LOWEST] < -3
     assert dust[DEPARTURE] > 2 and dust[HIGHEST] > 3
     assert abs(pit[SHIFT]) < 0.01 and abs(dust[SHIFT]) < 0.01  # the rest of the part is as usual
@@ -111,7 +119,8 @@ def test_a_dark_pit_departs_downwards_and_bright_dust_upwards() -> None:
 def test_a_brighter_frame_is_a_shift_that_the_corrected_departure_undoes() -> None:
     amap = np.full((SIZE, SIZE), 2.0, np.float32)  # the whole part lights up on the map
     brighter = 1.2 * part()  # 20 % brighter than the good part
-    lit, region = features("hu", view(amap, brighter), reference())
+    lit = one_row("hu", view(amap, brighter), reference())
+    _, region = features("hu", view(amap, brighter), reference())
     assert region.area == SIZE * SIZE
     assert lit[SHIFT] == pytest.approx(0.1, abs=0.01)
     assert lit[RAW_DEPARTURE] > 2  # against the good mean: far brighter
@@ -133,14 +142,16 @@ def test_cnn_features_pool_the_activations_over_the_region() -> None:
     act = ref.activation_mean.copy()
     act[2, 8, 8] += 5 * ref.activation_std[2, 8, 8]  # channel 2 departs where the disc lies
     image = part()
-    vector, _ = features("cnn", view(blob_map("disc"), image, act), ref)
+    vector = one_row("cnn", view(blob_map("disc"), image, act), ref)
     assert vector.shape == (feature_count("cnn", 4),) == (8,)
     assert np.argmax(vector[:4]) == 2 and vector[2] > 0
-    both, _ = features("both", view(blob_map("disc"), image, act), ref)
+    both = one_row("both", view(blob_map("disc"), image, act), ref)
     assert both.shape == (feature_count("both", 4),) == (HU_COUNT + 8,)
     every, _ = features("all", view(blob_map("disc"), image, act), ref)
-    assert every.shape == (HU_COUNT + RESIDUAL_COUNT + 8,)
-    np.testing.assert_array_equal(every[HU_COUNT + RESIDUAL_COUNT :], vector)
+    assert every.shape[1] == HU_COUNT + RESIDUAL_COUNT + 8
+    for row in every:  # the part-wide groups on every region's row
+        np.testing.assert_array_equal(row[HU_COUNT + RESIDUAL_COUNT :], vector)
+        np.testing.assert_array_equal(row[:HU_COUNT], both[:HU_COUNT])
     with pytest.raises(ValueError, match="encoder's activations"):
         features("cnn", view(blob_map("disc"), image, None), ref)
 
@@ -155,11 +166,15 @@ def test_the_reference_round_trips_and_refuses_another_size(tmp_path: Path) -> N
         GoodReference.load(tmp_path / "reference.npz", (32, 32))
 
 
-def residual(image: np.ndarray, amap: np.ndarray | None = None) -> np.ndarray:
-    vector, _ = features("residual", view(blob_map("disc") if amap is None else amap, image),
-                         reference())  # fmt: skip
-    assert vector.shape == (RESIDUAL_COUNT,)
-    return vector
+def residual_rows(image: np.ndarray) -> np.ndarray:
+    rows, _ = features("residual", view(blob_map("disc"), image), reference())
+    assert rows.ndim == 2 and rows.shape[1] == RESIDUAL_COUNT
+    return rows
+
+
+def residual(image: np.ndarray) -> np.ndarray:
+    """The strongest region's row."""
+    return residual_rows(image)[0]
 
 
 def test_a_light_change_leaves_nothing_in_the_corrected_residual_and_a_pit_under_it_stays() -> None:
@@ -205,4 +220,34 @@ def test_residual_features_need_the_reconstruction() -> None:
     bare = PartView(blob_map("disc"), part()[None], None, None, 2.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="reconstruction"):
         features("residual", bare, reference())
-    assert features("hu", bare, reference())[0].shape == (HU_COUNT,)  # the map alone: no need
+    assert one_row("hu", bare, reference()).shape == (HU_COUNT,)  # the map alone: no need
+
+
+def test_each_fine_region_gets_its_own_row_strongest_first() -> None:
+    """A bright fibre beside a faint dark pit: two rows, the fibre's first; the part's columns
+    are the same on both, the region's columns describe each (a defect beside a nuisance must
+    not hide behind the stronger one)."""
+    image = part()
+    cv2.line(image, (26, 14), (56, 20), 0.95, 1)
+    cv2.circle(image, (40, 48), 3, 0.35, -1)
+    rows = residual_rows(image)
+    assert rows.shape == (2, RESIDUAL_COUNT)
+    fibre, pit = rows
+    assert fibre[FINE_PEAK] > pit[FINE_PEAK] > np.log(10.0)
+    np.testing.assert_array_equal(fibre[:FINE_PEAK], pit[:FINE_PEAK])
+    assert fibre[REGION_COUNT] == pytest.approx(np.log1p(2))
+    assert fibre[Z_HIGHEST] > 3 and fibre[Z_LOWEST] > -3  # bright
+    assert pit[Z_LOWEST] < -3 and pit[Z_HIGHEST] < 3  # dark
+    assert fibre[SAGITTA] < 0.03  # each row's own line: the fibre's is straight
+
+
+def test_a_part_with_more_regions_than_the_classifier_judges_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    image = part()
+    for x, y in ((30, 12), (54, 12), (30, 52), (54, 52)):  # four specks far apart
+        cv2.circle(image, (x, y), 2, 0.3, -1)
+    assert len(residual_rows(image)) == 4
+    monkeypatch.setattr(edge.heatmap_features, "MAX_REGIONS", 3)
+    with pytest.raises(ValueError, match="4 separate anomalous regions, more than the 3"):
+        residual_rows(image)

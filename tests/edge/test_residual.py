@@ -1,5 +1,6 @@
 """edge.residual on drawn images whose answer is known: the light change is found however
-large a defect the part holds, and the bend of a region tells an arc from a line."""
+large a defect the part holds, the bend of a region tells an arc from a line, and a map's
+regions come strongest first."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.residual import bend, photometric_fit, region_at
+from edge.residual import bend, photometric_fit, region_at, regions_at
 
 
 def test_the_light_change_is_found_despite_a_large_defect() -> None:
@@ -48,3 +49,17 @@ def test_the_region_is_the_connected_part_holding_the_peak() -> None:
     assert count == 2 and np.count_nonzero(peak) == 4 and np.count_nonzero(union) == 13
     peak, _, _ = region_at(level_map, 10.0)  # not reached: half the peak, 3
     assert np.count_nonzero(peak) == 4
+
+
+def test_regions_come_strongest_first_whatever_their_size_or_place() -> None:
+    level_map = np.zeros((16, 16), np.float32)
+    level_map[1:3, 1:3] = 3.0  # first in raster order, weakest
+    level_map[5:12, 5:12] = 4.0  # largest
+    level_map[13, 13] = 9.0  # one pixel, strongest
+    regions, union = regions_at(level_map, 2.0)
+    assert [int(np.count_nonzero(r)) for r in regions] == [1, 49, 4]
+    assert np.array_equal(np.logical_or.reduce(regions), union)
+    regions, _ = regions_at(np.zeros((4, 4), np.float32), 1.0)  # nothing: the top pixel alone
+    assert len(regions) == 1 and np.count_nonzero(regions[0]) == 1
+    regions, union = regions_at(level_map, 20.0)  # not reached: the peak's region at half of it
+    assert len(regions) == 1 and np.count_nonzero(union) == 1  # the 4s and 3s are not 4.5

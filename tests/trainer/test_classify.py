@@ -25,7 +25,7 @@ from edge.errors import BundleError
 from edge.gpu.device import CudaDevice
 from edge.images import read_image
 from edge.inspector import Inspector, model_graph
-from edge.manifest import CLASSIFIER_OUTPUTS
+from edge.manifest import CLASSIFIER_OUTPUTS, FEATURE_VERSION
 from edge.stages.classify import CLASSIFIER_GRAPH
 from tests.conftest import TINY_DEFECT, TINY_NUISANCE
 from trainer.cli import main as train_main
@@ -191,8 +191,11 @@ def test_an_engine_classified_by_an_older_feature_layout_is_refused_and_can_be_r
     raw["classifier"]["outputs"] = ["nuisance_probability", "ood_distance"]
     del raw["classifier"]["ood"]["excess_max"]
     (old / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(BundleError, match=r"feature layout 1, this runtime computes layout 2: "
-                       r"re-run `partsight-train classify --engine` on it"):  # fmt: skip
+    refused = (
+        rf"feature layout 1, this runtime computes layout {FEATURE_VERSION}: "
+        r"re-run `partsight-train classify --engine` on it"
+    )
+    with pytest.raises(BundleError, match=refused):
         load_bundle(old)
     out = tmp_path / "new"
     with contextlib.redirect_stdout(io.StringIO()):

@@ -218,6 +218,19 @@ def test_a_defect_under_a_nuisance_is_a_defect_with_the_defect_s_mask(gen: PartG
         assert 6 <= (mask > 0).sum() < 0.08 * mask.size
 
 
+@pytest.mark.parametrize("kind", ["defect_with_dust", "defect_with_lint"])
+def test_a_defect_beside_dirt_is_a_defect_masked_alone_and_the_dirt_lies_on_the_part(
+    gen: PartGenerator, kind: str
+) -> None:
+    for seed in range(5):
+        good, dirty, mask = _pair(gen, kind, seed)
+        inside = mask > 0
+        assert gen.render(kind, np.random.default_rng(seed)).cls == "defect"
+        assert 6 <= inside.sum() < 0.08 * inside.size
+        dirt = (np.abs(dirty - good) > round(VISIBLE * 255) + 1) & ~inside
+        assert dirt.sum() >= 6, (kind, seed)  # the dust or the fibre: changed, not in the mask
+
+
 def _drop(gen: PartGenerator, kind: str, seeds: range) -> float:
     """Median over seeds of the largest darkening inside the anomaly's mask, grey levels."""
     drops = []
