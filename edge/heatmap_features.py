@@ -24,8 +24,10 @@ Groups (a feature set, ``FeatureSet``, is one or more of them: ``hu``, ``residua
   the foreground, the number of regions and log(score / threshold).
 - ``residual`` (RESIDUAL_COUNT values per region), the corrected residual (edge.residual: the
   part against its own reconstruction once the light change is undone, split into a ``fine``
-  and a ``broad`` map). A row for each region of the fine map at its level (the 99th
-  percentile of good parts' fine peaks), strongest first. For the part, on every row: the
+  and a ``broad`` map, the fine one the sum of a ``bright`` and a ``dark`` map). A row for each
+  region of the bright and of the dark map at the fine map's level (the 99th percentile of
+  good parts' fine peaks), strongest first (edge.residual.sharp_regions: a bright fibre lying
+  across a dark scratch is two rows). For the part, on every row: the
   light change (gain − 1, offset); the broad map's peak against the good parts' (log of
   peak / level, the level its 99th percentile); how many fine and broad regions reach their
   level and their total area (log 1 + ·). For the region: its peak against the fine level; its
@@ -68,11 +70,12 @@ from edge.errors import BundleError
 from edge.manifest import FEATURE_GROUPS, FeatureSet
 from edge.residual import (
     ResidualMaps,
+    SharpRegion,
     bend,
     corrected_residual,
     region_at,
-    regions_at,
     residual_maps,
+    sharp_regions,
 )
 
 FEATURE_SETS: tuple[str, ...] = get_args(FeatureSet)
@@ -80,7 +83,7 @@ HU_COUNT = 28
 RESIDUAL_COUNT = 28
 MAX_REGIONS = 32  # fine regions a part may have for the classifier to judge it
 _LEVEL_QUANTILE = 0.99  # of good parts' fine and broad peaks: the maps' levels
-_LINE_FRACTION = 0.2  # of the fine map's peak: where a line-like region's extent is cut
+_LINE_FRACTION = 0.2  # of a region's peak: where a line-like region's extent is cut
 _HU_FLOOR = 1e-12  # Hu moments below this magnitude count as 0 (signed_log10)
 _STD_FLOOR_FRACTION = 0.1  # the good spread is floored at this fraction of its mean
 
@@ -278,7 +281,7 @@ def features(
     feature_set: str, part: PartView, reference: GoodReference
 ) -> tuple[np.ndarray, Region]:
     """The part's feature rows, float32 (R, feature_count), and its anomalous region: a row per
-    region of the fine map (strongest first) when the set has the ``residual`` group, the
+    region of the sharp residual (strongest first) when the set has the ``residual`` group, the
     part-wide groups (``hu``, ``cnn``) repeated on each; one row otherwise. ValueError when the
     view does not fit the reference, residual features lack the reconstruction (or the part
     has more than MAX_REGIONS regions) or CNN features the activations."""
@@ -353,14 +356,14 @@ def hu_features(part: PartView, region: Region, reference: GoodReference) -> np.
 
 def residual_features(part: PartView, reference: GoodReference) -> np.ndarray:
     """The ``residual`` group (module docstring), float64 (R, RESIDUAL_COUNT): a row per region of
-    the fine map, strongest first (1 <= R <= MAX_REGIONS). ValueError without the
+    the sharp residual, strongest first (1 <= R <= MAX_REGIONS). ValueError without the
     reconstruction, or for a part with more than MAX_REGIONS regions."""
     if part.reconstruction is None:
         raise ValueError("residual features need the DAE's reconstruction")
     fg = reference.foreground
     maps = residual_maps(part.image, part.reconstruction, fg, reference.residual_spread)
-    fine, broad = maps.fine, maps.broad
-    regions, union = regions_at(fine, reference.fine_level)
+    broad = maps.broad
+    regions, union = sharp_regions(maps, reference.fine_level)
     if len(regions) > MAX_REGIONS:
         raise ValueError(
             f"{len(regions)} separate anomalous regions, more than the {MAX_REGIONS} the "
@@ -378,37 +381,36 @@ def residual_features(part: PartView, reference: GoodReference) -> np.ndarray:
         math.log1p(float(np.count_nonzero(broad_union))),
     ]
     lum = part.image.astype(np.float64).mean(axis=0)
-    rows = [[*frame, *_fine_region(peak, maps, lum, fine, union, reference)] for peak in regions]
+    rows = [[*frame, *_sharp_region(region, maps, lum, union, reference)] for region in regions]
     out = np.array(rows, np.float64)
     assert out.shape == (len(regions), RESIDUAL_COUNT)
     return out
 
 
-def _fine_region(
-    peak: np.ndarray,
+def _sharp_region(
+    region: SharpRegion,
     maps: ResidualMaps,
     lum: np.ndarray,
-    fine: np.ndarray,
     union: np.ndarray,
     reference: GoodReference,
 ) -> list[float]:
-    """The features of one fine region (`peak`, bool (H, W)) of a part (module docstring)."""
+    """The features of one region of the part's sharp residual (module docstring)."""
     fg = reference.foreground
-    top = float(fine[peak].max())
+    peak, level_map = region.mask, region.level_map
     z = maps.z[peak].astype(np.float64)
     ring = cv2.dilate(peak.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~peak & fg
     around = maps.z[ring].astype(np.float64) if ring.any() else np.zeros(1)
     detail = (maps.z - maps.low)[peak].astype(np.float64)
     border = cv2.dilate(peak.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~fg
     corrected = (lum[peak] - maps.light.offset) / max(maps.light.gain, 1e-3)
-    # How it runs: the region's own line, cut at a fifth of its own peak.
-    seed = np.unravel_index(int(np.argmax(np.where(peak, fine, -np.inf))), fine.shape)
+    # How it runs: the region's own line on its own map, cut at a fifth of its peak.
+    seed = np.unravel_index(int(np.argmax(np.where(peak, level_map, -np.inf))), peak.shape)
     _, labels = cv2.connectedComponents(
-        (fine >= _LINE_FRACTION * top).astype(np.uint8), connectivity=8
+        (level_map >= _LINE_FRACTION * region.peak).astype(np.uint8), connectivity=8
     )
     line = labels == labels[seed]
     return [
-        math.log(max(top, 1e-12) / reference.fine_level),
+        math.log(max(region.peak, 1e-12) / reference.fine_level),
         math.log1p(float(np.count_nonzero(peak))),
         _elongation(peak),
         _solidity(peak),
@@ -422,7 +424,7 @@ def _fine_region(
         float(corrected.mean()),
         float(reference.dark_phase[peak].mean()),
         float(reference.dark_phase[union].mean()),
-        *bend(line, fine),
+        *bend(line, level_map),
     ]
 
 

@@ -15,7 +15,10 @@ Maps, all (H, W) float32 at the model's resolution:
   foreground;
 - ``broad = G6(z)²``: what is large and smooth (an oil film, a shading), G6 a Gaussian blur of
   σ = 6 px;
-- ``fine = G1.5((z − G6(z))²)``: what is small and sharp (a scratch, a pit, a fibre, a speck).
+- ``fine = G1.5((z − G6(z))²)``: what is small and sharp (a scratch, a pit, a fibre, a speck);
+  it is the sum of ``bright = G1.5(max(z − G6(z), 0)²)`` and ``dark = G1.5(min(z − G6(z), 0)²)``,
+  the sharp residual above and below the part's own, kept apart so that a bright fibre lying
+  across a dark scratch makes two regions, not one.
 
 The gain/offset fit: least squares over the foreground, refitted twice on the pixels within 3
 robust standard deviations (1.4826 · MAD) of the previous fit, so a defect does not drag it
@@ -81,13 +84,19 @@ def corrected_residual(
 
 @dataclass(frozen=True)
 class ResidualMaps:
-    """A part's ``z`` and ``fine`` maps, ``low`` = G6(z) (module docstring), and its light
-    change."""
+    """A part's ``z``, ``bright`` and ``dark`` maps, ``low`` = G6(z) (module docstring), and its
+    light change."""
 
     z: np.ndarray
     low: np.ndarray
-    fine: np.ndarray
+    bright: np.ndarray
+    dark: np.ndarray
     light: Photometric
+
+    @property
+    def fine(self) -> np.ndarray:
+        out: np.ndarray = self.bright + self.dark
+        return out
 
     @property
     def broad(self) -> np.ndarray:
@@ -103,8 +112,10 @@ def residual_maps(
     residual, light = corrected_residual(image, reconstruction, foreground)
     z = np.where(foreground, residual / spread, 0.0).astype(np.float32)
     low = cv2.GaussianBlur(z, (0, 0), BROAD_SIGMA)
-    fine = cv2.GaussianBlur((z - low) ** 2, (0, 0), FINE_SIGMA)
-    return ResidualMaps(z, low, fine, light)
+    detail = z - low
+    bright = cv2.GaussianBlur(np.maximum(detail, 0.0) ** 2, (0, 0), FINE_SIGMA)
+    dark = cv2.GaussianBlur(np.minimum(detail, 0.0) ** 2, (0, 0), FINE_SIGMA)
+    return ResidualMaps(z, low, bright, dark, light)
 
 
 def region_at(level_map: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, int]:
@@ -141,6 +152,35 @@ def regions_at(level_map: np.ndarray, level: float) -> tuple[list[np.ndarray], n
     np.maximum.at(peaks, labels[union].astype(np.intp), level_map[union])
     order = [int(k) for k in np.argsort(-peaks[1:], kind="stable") + 1]
     return [labels == k for k in order], union
+
+
+@dataclass(frozen=True)
+class SharpRegion:
+    """One region of a part's sharp residual: a bool (H, W) mask, the map it was cut from (the
+    ``bright`` or the ``dark`` map; ``fine`` when neither reaches the level) and its peak."""
+
+    mask: np.ndarray
+    level_map: np.ndarray
+    peak: float
+
+
+def sharp_regions(maps: ResidualMaps, level: float) -> tuple[list[SharpRegion], np.ndarray]:
+    """(the regions of the bright and of the dark map at or above `level`, strongest first; their
+    union, bool (H, W)). When neither map reaches the level, one region: the fine map's strongest
+    (regions_at). A bright fibre over a dark scratch is two regions, which the fine map
+    alone would have merged into one."""
+    found = [
+        SharpRegion(mask, level_map, float(level_map[mask].max()))
+        for level_map in (maps.bright, maps.dark)
+        if float(level_map.max()) >= level
+        for mask in regions_at(level_map, level)[0]
+    ]
+    if not found:
+        fine = maps.fine
+        mask = regions_at(fine, level)[0][0]
+        return [SharpRegion(mask, fine, float(fine[mask].max()))], mask
+    found.sort(key=lambda r: -r.peak)
+    return found, np.logical_or.reduce([r.mask for r in found])
 
 
 def bend(mask: np.ndarray, weight: np.ndarray) -> tuple[float, float, float, float]:

@@ -25,6 +25,7 @@ from edge.heatmap_features import (
     features,
     signed_log10,
 )
+from edge.residual import regions_at, residual_maps
 
 SIZE = 64
 # Positions in the hu vector (module docstring order): 14 Hu values, then these.
@@ -33,7 +34,7 @@ RAW_DEPARTURE, DEPARTURE, LOWEST, HIGHEST = 19, 20, 21, 22
 SHIFT, CONTRAST, SHARE, REGIONS, SCORE = 23, 24, 25, 26, 27
 # Positions in the residual vector.
 GAIN, BROAD_PEAK, REGION_COUNT = 0, 2, 3  # the part's, on every row
-FINE_PEAK, Z_LOWEST, Z_HIGHEST = 7, 12, 13  # the region's
+FINE_PEAK, Z_MEAN, Z_LOWEST, Z_HIGHEST = 7, 11, 12, 13  # the region's
 DARK_PHASE, SAGITTA = 22, 25
 
 
@@ -223,22 +224,38 @@ def test_residual_features_need_the_reconstruction() -> None:
     assert one_row("hu", bare, reference()).shape == (HU_COUNT,)  # the map alone: no need
 
 
-def test_each_fine_region_gets_its_own_row_strongest_first() -> None:
-    """A bright fibre beside a faint dark pit: two rows, the fibre's first; the part's columns
-    are the same on both, the region's columns describe each (a defect beside a nuisance must
-    not hide behind the stronger one)."""
+def test_each_sharp_region_gets_its_own_row_strongest_first() -> None:
+    """A bright fibre beside a faint dark pit: the fibre's row first, then the pit's (weaker
+    rows may follow: the faint rim of opposite sign the sharp residual leaves around each); the
+    part's columns are the same on every row (a defect beside a nuisance must not hide behind
+    the stronger one)."""
     image = part()
     cv2.line(image, (26, 14), (56, 20), 0.95, 1)
     cv2.circle(image, (40, 48), 3, 0.35, -1)
     rows = residual_rows(image)
-    assert rows.shape == (2, RESIDUAL_COUNT)
-    fibre, pit = rows
+    fibre, pit, *rims = rows
     assert fibre[FINE_PEAK] > pit[FINE_PEAK] > np.log(10.0)
-    np.testing.assert_array_equal(fibre[:FINE_PEAK], pit[:FINE_PEAK])
-    assert fibre[REGION_COUNT] == pytest.approx(np.log1p(2))
-    assert fibre[Z_HIGHEST] > 3 and fibre[Z_LOWEST] > -3  # bright
-    assert pit[Z_LOWEST] < -3 and pit[Z_HIGHEST] < 3  # dark
+    assert all(rim[FINE_PEAK] < pit[FINE_PEAK] - 1.0 for rim in rims)
+    for row in rows:
+        np.testing.assert_array_equal(row[:FINE_PEAK], fibre[:FINE_PEAK])
+    assert fibre[REGION_COUNT] == pytest.approx(np.log1p(len(rows)))
+    assert fibre[Z_MEAN] > 0 and fibre[Z_HIGHEST] > 3  # bright
+    assert pit[Z_MEAN] < 0 and pit[Z_LOWEST] < -3  # dark
     assert fibre[SAGITTA] < 0.03  # each row's own line: the fibre's is straight
+
+
+def test_a_bright_fibre_across_a_dark_scratch_is_two_regions_not_one() -> None:
+    image = part()
+    cv2.line(image, (20, 20), (56, 44), 0.25, 1)  # the scratch
+    cv2.line(image, (20, 44), (56, 20), 0.8, 1)  # the fibre across it
+    first, second, *_ = residual_rows(image)
+    assert min(first[FINE_PEAK], second[FINE_PEAK]) > np.log(10.0)
+    assert {bool(first[Z_MEAN] > 0), bool(second[Z_MEAN] > 0)} == {True, False}
+    ref = reference()
+    crossing = view(blob_map("disc"), image)
+    maps = residual_maps(crossing.image, part()[None], ref.foreground, ref.residual_spread)
+    strong = [r for r in regions_at(maps.fine, ref.fine_level)[0] if maps.fine[r].max() > 100]
+    assert len(strong) == 1  # the fine map alone merges the two
 
 
 def test_a_part_with_more_regions_than_the_classifier_judges_is_refused(
@@ -247,7 +264,10 @@ def test_a_part_with_more_regions_than_the_classifier_judges_is_refused(
     image = part()
     for x, y in ((30, 12), (54, 12), (30, 52), (54, 52)):  # four specks far apart
         cv2.circle(image, (x, y), 2, 0.3, -1)
-    assert len(residual_rows(image)) == 4
-    monkeypatch.setattr(edge.heatmap_features, "MAX_REGIONS", 3)
-    with pytest.raises(ValueError, match="4 separate anomalous regions, more than the 3"):
+    count = len(residual_rows(image))
+    assert count >= 4
+    monkeypatch.setattr(edge.heatmap_features, "MAX_REGIONS", count - 1)
+    with pytest.raises(
+        ValueError, match=f"{count} separate anomalous regions, more than the {count - 1}"
+    ):
         residual_rows(image)
