@@ -244,6 +244,13 @@ def test_each_sharp_region_gets_its_own_row_strongest_first() -> None:
     assert fibre[SAGITTA] < 0.03  # each row's own line: the fibre's is straight
 
 
+def test_a_part_with_nothing_sharp_has_one_row_its_strongest_spot() -> None:
+    """A part flagged for something broad (a stain) still gets a row: the fine map's strongest
+    spot, whatever the level."""
+    stained = part() + 0.03 * np.exp(-((np.arange(SIZE) - 40.0) ** 2) / 200.0)[None, :]
+    assert len(residual_rows(stained.astype(np.float32))) == 1
+
+
 def test_a_bright_fibre_across_a_dark_scratch_is_two_regions_not_one() -> None:
     image = part()
     cv2.line(image, (20, 20), (56, 44), 0.25, 1)  # the scratch
