@@ -36,14 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ helpers
 from results_file import entry, merge_results
 
 from tests.integration.plc import Plc
-from trainer.demo_line import (
+from trainer.demo_line import Mosquitto, ResultListener, link_frames
+from trainer.station_files import (
     LOOPBACK,
-    Mosquitto,
-    ResultListener,
     daemon_command,
     daemon_env,
     emulated_camera,
-    link_frames,
     station_config,
     write_config,
 )

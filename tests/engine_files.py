@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from edge.store.signature import encode_signature, key_id, signed_message
-from trainer.demo_line import station_config, write_config
 from trainer.package import keygen, write_engine_file
+from trainer.station_files import station_config, write_config
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ part's result as it arrives, and a summary: parts/s, verdict counts, agreement w
 truth. The emulation plays a folder's files in name order and the frame counter counts from 0,
 so a result's `camera.frame_counter` says which file the part was.
 
-Also the helpers the daemon's tests and benchmark share: writing a station configuration, and a
-throw-away broker.
+Also a throw-away broker and a result listener, which the daemon's benchmark shares. The station
+configuration and the daemon's command line are trainer.station_files'.
 """
 
 from __future__ import annotations
@@ -33,96 +33,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from trainer.station_files import (
+    LOOPBACK,
+    daemon_command,
+    daemon_env,
+    emulated_camera,
+    free_port,
+    station_config,
+    write_config,
+)
+
 log = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
-EMULATED_SERIAL = "0815-0000"  # the first camera of the pylon emulation
-STATION = {"site": "demo", "line": "line-1", "station": "station-1"}
 # What the pylon camera emulation loads (a subset of what edge.images reads).
 EMULATION_SUFFIXES = frozenset({".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg"})
-
-
-# -- configuration files ------------------------------------------------------------------------
-
-
-def toml_text(data: Mapping[str, Any]) -> str:
-    """TOML for a nested dict of tables with scalar, list and path values (what a station
-    configuration needs; no arrays of tables)."""
-    lines: list[str] = []
-    _table(lines, [], data)
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _table(lines: list[str], path: list[str], data: Mapping[str, Any]) -> None:
-    scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
-    tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
-    if path and (scalars or not tables):
-        lines += ["", f"[{'.'.join(path)}]"]
-    lines += [f"{key} = {_value(value)}" for key, value in scalars.items() if value is not None]
-    for key, table in tables.items():
-        _table(lines, [*path, key], table)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
-
-
-def station_config(
-    *,
-    state_dir: Path,
-    engine: Path,
-    camera: Mapping[str, Any],
-    mqtt: Mapping[str, Any] | None = None,
-    pipeline: Mapping[str, Any] | None = None,
-    log_level: str = "info",
-) -> dict[str, Any]:
-    """A station configuration (as a dict for toml_text). MQTT is off unless `mqtt` is given."""
-    return {
-        "station": {**STATION, "state_dir": str(state_dir)},
-        "camera": dict(camera),
-        "engine": {"path": str(engine)},
-        "pipeline": dict(pipeline or {}),
-        "mqtt": {"enabled": False} if mqtt is None else dict(mqtt),
-        "reject": {"kind": "none"},
-        "logging": {"level": log_level, "journald": "off"},
-    }
-
-
-def emulated_camera(frames: Path, size: tuple[int, int], **extra: Any) -> dict[str, Any]:
-    """The [camera] table for the pylon emulation replaying `frames` at `size` (W, H)."""
-    return {
-        "kind": "basler",
-        "serial": EMULATED_SERIAL,
-        "trigger": "software",
-        "pixel_format": "Mono8",
-        "roi": [0, 0, size[0], size[1]],
-        "emulation_image_dir": str(frames),
-        **extra,
-    }
-
-
-def write_config(path: Path, data: Mapping[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(toml_text(data))
-    return path
-
-
-def daemon_command(config: Path) -> list[str]:
-    """The line daemon as `partsight run --config` runs it."""
-    return [sys.executable, "-m", "edge.daemon.main", "--config", str(config)]
-
-
-def daemon_env(**extra: str) -> dict[str, str]:
-    """The environment for a daemon on the camera emulation (read by pylon at start-up)."""
-    env = dict(os.environ, PYLON_CAMEMU="1", PYTHONUNBUFFERED="1", **extra)
-    env.pop("NOTIFY_SOCKET", None)  # not ours to notify
-    return env
 
 
 # -- a broker -----------------------------------------------------------------------------------
@@ -130,12 +54,6 @@ def daemon_env(**extra: str) -> dict[str, str]:
 
 def mosquitto_binary() -> str | None:
     return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 class Mosquitto:
@@ -388,11 +306,11 @@ def _summary(
     first = min(_ts(r["trigger_time"]) for r in ordered)
     last = max(_ts(r["verdict_time"]) for r in ordered)
     rate = len(ordered) / max(last - first, 1e-9)
-    verdicts = collections.Counter(r["verdict"] for r in ordered)
-    reasons = collections.Counter(r["reason"] for r in ordered if r["verdict"] != "OK")
-    passed = collections.Counter(
-        r["reason"] for r in ordered if r["verdict"] == "OK" and r["reason"]
-    )
+    # Verdicts once per frame: the replay wraps around while the last results come in.
+    once = list(seen.values())
+    verdicts = collections.Counter(r["verdict"] for r in once)
+    reasons = collections.Counter(r["reason"] for r in once if r["verdict"] != "OK")
+    passed = collections.Counter(r["reason"] for r in once if r["verdict"] == "OK" and r["reason"])
     per_class: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     agree = judged = 0
     for index, result in seen.items():
@@ -409,7 +327,8 @@ def _summary(
         "== line summary",
         f"{len(ordered)} parts in {last - first:.1f} s: {rate:.1f} parts/s "
         f"(trigger-to-verdict p50 {p50:.1f} ms, p99 {p99:.1f} ms; {wall_s:.0f} s with start-up)",
-        "verdicts: " + ", ".join(f"{v} {verdicts[v]}" for v in ("OK", "NOK", "ERROR")),
+        f"verdicts (each of the {len(once)} frames once): "
+        + ", ".join(f"{v} {verdicts[v]}" for v in ("OK", "NOK", "ERROR")),
         "rejected by reason: "
         + (", ".join(f"{k} {n}" for k, n in sorted(reasons.items())) or "none"),
         "passed by reason: " + (", ".join(f"{k} {n}" for k, n in sorted(passed.items())) or "none"),

@@ -32,8 +32,8 @@ from edge.mqtt import RESULT_SCHEMA_PATH, MqttPublisher, Outbox
 from tests.conftest import TINY_DEFECT, TINY_NUISANCE
 from tests.huge_images import write_huge_png
 from tests.mqtt_config import mqtt_config, station
-from trainer.demo_line import emulated_camera, free_port, station_config, write_config
 from trainer.fit import FitResult
+from trainer.station_files import emulated_camera, free_port, station_config, write_config
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is a test dependency")
 

@@ -42,8 +42,8 @@ from tests.engine_files import (
     trusted_folder,
 )
 from tests.waiting import eventually
-from trainer.demo_line import free_port, station_config, write_config
 from trainer.fit import FitResult
+from trainer.station_files import free_port, station_config, write_config
 
 V1, V2 = EngineRef("tiny", "0.1.0"), EngineRef("tiny", "0.2.0")
 

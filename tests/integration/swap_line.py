@@ -33,7 +33,7 @@ from tests.engine_files import (
     trusted_folder,
 )
 from tests.integration.broker import Broker, Received, Subscriber
-from trainer.demo_line import STATION, daemon_command, daemon_env
+from trainer.station_files import STATION, daemon_command, daemon_env
 
 PREFIX = "partsight/{site}/{line}/{station}/".format(**STATION)
 VERSIONS = ("0.1.0", "0.2.0")  # installed, the first one active

@@ -28,8 +28,8 @@ from edge.inspector import Inspection, Inspector, inspect_files
 from edge.mqtt import Outbox
 from hw.camera.basler import BaslerCamera
 from hw.camera.settings import BaslerSettings
-from trainer.demo_line import emulated_camera, free_port, station_config, write_config
 from trainer.fit import FitResult
+from trainer.station_files import emulated_camera, free_port, station_config, write_config
 
 pylon: Any = pytest.importorskip(
     "pypylon.pylon", reason="pypylon is not installed (pip install pypylon)"

@@ -40,7 +40,8 @@ from edge.systemd import Notifier
 from tests.integration.broker import Broker
 from tests.integration.conftest import MakeBroker
 from tests.integration.notify import NotifySocket
-from trainer.demo_line import (
+from trainer.fit import FitResult
+from trainer.station_files import (
     STATION,
     daemon_command,
     daemon_env,
@@ -48,7 +49,6 @@ from trainer.demo_line import (
     station_config,
     write_config,
 )
-from trainer.fit import FitResult
 
 pylon: Any = pytest.importorskip(
     "pypylon.pylon", reason="pypylon is not installed (pip install pypylon)"

@@ -33,8 +33,8 @@ from tests.integration.broker import Broker, Subscriber
 from tests.integration.notify import NotifySocket
 from tests.integration.plc import Plc
 from tests.mqtt_config import mqtt_config, station
-from trainer.demo_line import STATION, station_config, write_config
 from trainer.fit import FitResult
+from trainer.station_files import STATION, station_config, write_config
 
 pytestmark = pytest.mark.integration
 

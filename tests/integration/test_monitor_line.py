@@ -19,9 +19,9 @@ from edge.inspector import Inspector
 from tests.conftest import TINY_SIZE
 from tests.integration.broker import Broker, Received, Subscriber
 from tests.integration.conftest import MakeBroker
-from trainer.demo_line import STATION, station_config, write_config
 from trainer.fit import FitConfig, FitResult, fit
 from trainer.model import DAEConfig
+from trainer.station_files import STATION, station_config, write_config
 from trainer.synth import SynthConfig, write_dataset
 from trainer.synth_drift import Drift, write_run
 from trainer.train import TrainConfig
