@@ -22,24 +22,24 @@ Groups (a feature set, ``FeatureSet``, is one or more of them: ``hu``, ``residua
   as a whole: that brightness and contrast change (least squares of the image on the good mean
   over the foreground outside the anomaly: image ≈ gain · mean + offset), the union's share of
   the foreground, the number of regions and log(score / threshold).
-- ``residual`` (RESIDUAL_COUNT values per region), the corrected residual (edge.residual: the
-  part against its own reconstruction once the light change is undone, split into a ``fine``
-  and a ``broad`` map, the fine one the sum of a ``bright`` and a ``dark`` map). A row for each
-  region of the bright and of the dark map at the fine map's level (the 99th percentile of
-  good parts' fine peaks), strongest first (edge.residual.sharp_regions: a bright fibre lying
-  across a dark scratch is two rows). For the part, on every row: the
-  light change (gain − 1, offset); the broad map's peak against the good parts' (log of
-  peak / level, the level its 99th percentile); how many fine and broad regions reach their
-  level and their total area (log 1 + ·). For the region: its peak against the fine level; its
-  area, elongation, solidity; the residual in it (mean, lowest, highest, in good-spread units,
-  signed log 1 + ·), the balance of its bright and dark pixels and the residual in the ring of
-  pixels around it (mean, highest: a dent's lit rim, which a speck of grime lacks); how sharp
+- ``residual`` (RESIDUAL_COUNT values per region), the corrected residual (edge.residual: the part
+  against its own reconstruction once the light change is undone, split into a ``fine`` and a
+  ``broad`` map, the fine one the sum of a ``bright`` and a ``dark`` map). A row for each region
+  of the fine map at its level (the 99th percentile of good parts' fine peaks), cut through its
+  bright and dark halves where those reach the level themselves, strongest first
+  (edge.residual.sharp_regions: a bright fibre lying across a dark scratch is two rows). For the
+  part, on every row: the light change (gain − 1, offset); the broad map's peak against the good
+  parts' (log of peak / level, the level its 99th percentile); how many fine and broad regions
+  reach their level and their total area (log 1 + ·). For the region: its peak against the fine
+  level; its area, elongation, solidity; the residual in it (mean, lowest, highest, in good-spread
+  units, signed log 1 + ·), the balance of its bright and dark pixels and the residual in the ring
+  of pixels around it (mean, highest: a dent's lit rim, which a speck of grime lacks); how sharp
   it is (the share of its residual energy above the broad map); whether it touches the
   foreground's border; the corrected luminance in it (lowest, highest, mean: a fibre's shade is
   its own, a scratch's follows the metal); the share of it, and of all fine regions, over the
-  foreground's dark phase (holes, the conveyor: where a fibre may lie and a scratch cannot);
-  and how it runs (edge.residual.bend at a fifth of its peak: length, sagitta, wobble, width: a
-  fibre lies in an arc, a scratch is straight, a crack wobbles).
+  foreground's dark phase (holes, the conveyor: where a fibre may lie and a scratch cannot); and
+  how it runs (edge.residual.bend at a fifth of its peak: length, sagitta, wobble, width: a fibre
+  lies in an arc, a scratch is straight, a crack wobbles).
 - ``cnn`` (2 · Cf values): the DAE's own encoder (the engine's ``features`` output, stride 4)
   as the pre-trained network: its activations over the peak region, as departures from the
   good parts' mean activation in units of their spread, averaged (signed) and averaged in

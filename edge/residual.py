@@ -157,7 +157,7 @@ def regions_at(level_map: np.ndarray, level: float) -> tuple[list[np.ndarray], n
 @dataclass(frozen=True)
 class SharpRegion:
     """One region of a part's sharp residual: a bool (H, W) mask, the map it was cut from (the
-    ``bright`` or the ``dark`` map; ``fine`` when neither reaches the level) and its peak."""
+    ``bright``, the ``dark`` or the ``fine`` map: sharp_regions) and its peak there."""
 
     mask: np.ndarray
     level_map: np.ndarray
@@ -165,20 +165,23 @@ class SharpRegion:
 
 
 def sharp_regions(maps: ResidualMaps, level: float) -> tuple[list[SharpRegion], np.ndarray]:
-    """(the regions of the bright and of the dark map at or above `level`, strongest first; their
-    union, bool (H, W)). When neither map reaches the level, one region: the fine map's strongest
-    (regions_at). A bright fibre over a dark scratch is two regions, which the fine map
-    alone would have merged into one."""
+    """(the part's sharp regions, strongest first; their union, bool (H, W)): every region of the
+    fine map at or above `level`, judged through the regions of its bright and dark halves where
+    those reach the level themselves (a bright fibre over a dark scratch: two regions, which the
+    fine map alone merges into one), and whole where neither half does (a dent's dark floor and
+    lit rim may each stay below the level that their sum passes). When the fine map does not
+    reach the level, one region: the one around its peak at half of it (regions_at)."""
     found = [
         SharpRegion(mask, level_map, float(level_map[mask].max()))
         for level_map in (maps.bright, maps.dark)
         if float(level_map.max()) >= level
         for mask in regions_at(level_map, level)[0]
     ]
-    if not found:
-        fine = maps.fine
-        mask = regions_at(fine, level)[0][0]
-        return [SharpRegion(mask, fine, float(fine[mask].max()))], mask
+    covered = np.logical_or.reduce([r.mask for r in found]) if found else None
+    fine = maps.fine
+    for mask in regions_at(fine, level)[0]:
+        if covered is None or not (mask & covered).any():
+            found.append(SharpRegion(mask, fine, float(fine[mask].max())))
     found.sort(key=lambda r: -r.peak)
     return found, np.logical_or.reduce([r.mask for r in found])
 

@@ -21,13 +21,15 @@ The graph (``ClassifierGraph``): features (N, F) float32 →
   every one of them) does not make a part that differs in it alone infinitely far away. A
   part that looks unlike every nuisance the classifier saw is far away, whatever the MLP
   extrapolates to; edge.stages.decide compares it with `distance_max`, the largest such
-  distance a labelled nuisance has to the others (leave one out), times the margin;
+  distance a labelled nuisance has to the others (leave its part out: the regions of one part
+  share its part-wide features), times the margin;
 - ``envelope_excess`` (N,): how far the part's furthest feature lies outside the range the
   labelled nuisances of one kind spanned in it (their envelope), for the kind it fits best, in
   the same per-feature scale (0 inside): a part passed as a nuisance must look like one kind of
   nuisance shown in every feature, not like lint in its shape and like a light change in its
   size. edge.stages.decide compares it with `excess_max`, the largest excess a labelled
-  nuisance has over the envelope of the others of its kind (leave one out), times the margin.
+  nuisance has over the envelope of the others of its kind (leave its part out), times the
+  margin.
   Leaving one out sizes the allowance to the labels: five nuisances span a narrow range and a
   new one often falls a little outside it, fifty span nearly all of it. Measured with each
   defect type left out of training in turn (bench/bench_classifier.py, 20 per type): the least
@@ -35,13 +37,14 @@ The graph (``ClassifierGraph``): features (N, F) float32 →
   1.5) to 86 % (scratch, one per kind, margin 1), for 0.8 points of nuisances passed.
 
 Calibration (Guo et al. 2017, "On calibration of modern neural networks"): the examples are
-split in k folds stratified by kind (k = min(5, the smaller class)); an MLP trained on k − 1
-folds gives logits for the held-out one; T minimises the negative log-likelihood of the class
-(defect or nuisance) those held-out logits give (a grid over 1..20, log-spaced: calibration may
-soften the MLP, never sharpen it; folds of a few examples each often separate perfectly, which
-would drive T towards 0 and every probability to 0 or 1, and a borderline defect with it). The
-final MLP is trained on every example, its logits divided by T. The held-out probabilities also give
-the cross-validated figures in the manifest (nuisances passed and defects passed at
+split in k folds stratified by kind, the regions of a part in one fold (k = min(5, the parts of
+the smaller class)); an MLP trained on k − 1 folds gives logits for the held-out one; T
+minimises the negative log-likelihood of the class (defect or nuisance) those held-out logits
+give (a grid over 1..20, log-spaced: calibration may soften the MLP, never sharpen it; folds of
+a few examples each often separate perfectly, which would drive T towards 0 and every
+probability to 0 or 1, and a borderline defect with it). The final MLP is trained on every
+example, its logits divided by T. The held-out probabilities also give the cross-validated
+figures in the manifest (nuisances passed and defects passed at
 pass_probability).
 """
 
@@ -172,8 +175,8 @@ class TrainedClassifier:
     kinds: tuple[str, ...]  # the softmax's outputs, "defect:TYPE" / "nuisance:TYPE"
     temperature: float
     held_out: np.ndarray  # (N,) P(nuisance) of each example from the MLP that did not see it
-    distance_max: float  # largest leave-one-out nearest-nuisance distance of a nuisance
-    excess_max: float  # largest leave-one-out envelope excess of a nuisance
+    distance_max: float  # largest leave-one-part-out nearest-nuisance distance of a nuisance
+    excess_max: float  # largest leave-one-part-out envelope excess of a nuisance
 
     def predict(self, features: np.ndarray) -> Prediction:
         """What the exported graph gives for features (N, F), from torch."""
@@ -232,16 +235,18 @@ def _fit_mlp(
     return mlp.eval()
 
 
-def _folds(kind: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """A fold number per example, stratified by kind (each kind dealt out in turn, continuing
-    where the previous one stopped, so the folds stay even)."""
+def grouped_folds(kind: np.ndarray, k: int, seed: int, groups: np.ndarray) -> np.ndarray:
+    """A fold number per example, stratified by kind, the examples of one group (the regions of
+    one part) in one fold: each kind's groups dealt out in turn, continuing where the previous
+    kind stopped, so the folds stay even."""
     fold = np.empty(len(kind), int)
     rng = np.random.default_rng(seed)
     start = 0
     for value in np.unique(kind):
-        where = rng.permutation(np.flatnonzero(kind == value))
-        fold[where] = (start + np.arange(len(where))) % k
-        start += len(where)
+        members = rng.permutation(np.unique(groups[kind == value]))
+        for j, group in enumerate(members):
+            fold[groups == group] = (start + j) % k
+        start += len(members)
     return fold
 
 
@@ -265,39 +270,44 @@ def _logsumexp(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def nearest_distances(features: np.ndarray, reference: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Each row's distance to its nearest *other* row of `reference` (rows of `features` are
-    rows of `reference`: leave one out), standardised by `scale`, divided by √F."""
+def nearest_distances(
+    features: np.ndarray, reference: np.ndarray, scale: np.ndarray, groups: np.ndarray
+) -> np.ndarray:
+    """Each row's distance to its nearest row of `reference` outside its own group (rows of
+    `features` are rows of `reference`, `groups` (M,) their parts: leave the part out),
+    standardised by `scale`, divided by √F; inf for a row with no other group."""
     u = features / scale
     r = reference / scale
     squared = ((u[:, None, :] - r[None, :, :]) ** 2).sum(axis=2)
-    np.fill_diagonal(squared, np.inf)
+    squared[groups[:, None] == groups[None, :]] = np.inf
     out: np.ndarray = np.sqrt(squared.min(axis=1)) / math.sqrt(features.shape[1])
     return out
 
 
-def envelope_excesses(standard: np.ndarray) -> np.ndarray:
-    """(M,) each row's excess over the envelope of the *other* rows of `standard` (M, F),
-    M >= 2: max over features of how far it lies below their lowest or above their highest
-    value (0 inside)."""
+def envelope_excesses(standard: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(M,) each row's excess over the envelope of the rows of `standard` (M, F) outside its own
+    group (`groups` (M,), at least two of them): max over features of how far it lies below
+    their lowest or above their highest value (0 inside)."""
     out = np.empty(len(standard))
     for i in range(len(standard)):
-        others = np.delete(standard, i, axis=0)
+        others = standard[groups != groups[i]]
         below = others.min(axis=0) - standard[i]
         above = standard[i] - others.max(axis=0)
         out[i] = max(float(np.maximum(below, above).max()), 0.0)
     return out
 
 
-def _within_kind_excess_max(standard: np.ndarray, kind: np.ndarray) -> float:
-    """The largest leave-one-out envelope excess of a nuisance among the others of its kind
-    (kinds of one example have no others and are left out; when every kind is one example, all
-    the nuisances make one envelope)."""
+def _within_kind_excess_max(standard: np.ndarray, kind: np.ndarray, groups: np.ndarray) -> float:
+    """The largest leave-one-part-out envelope excess of a nuisance among the others of its kind
+    (kinds of a single part have no others and are left out; when every kind is, all the
+    nuisances make one envelope)."""
     excesses = [
-        envelope_excesses(standard[kind == k]) for k in np.unique(kind) if np.sum(kind == k) >= 2
+        envelope_excesses(standard[kind == k], groups[kind == k])
+        for k in np.unique(kind)
+        if len(np.unique(groups[kind == k])) >= 2
     ]
     if not excesses:
-        excesses = [envelope_excesses(standard)]
+        excesses = [envelope_excesses(standard, groups)]
     return float(np.concatenate(excesses).max())
 
 
@@ -315,19 +325,27 @@ def train_classifier(
     is_nuisance: np.ndarray,
     config: MlpConfig,
     types: Sequence[str] | None = None,
+    groups: np.ndarray | None = None,
 ) -> TrainedClassifier:
     """Train on features (N, F), labels (N,) bool (True: nuisance) and, when known, each
-    example's type (N,) (None: one kind per class); TrainerError when a class has fewer than 2
-    examples."""
+    example's type (N,) (None: one kind per class) and group (N,) int: the examples of one group
+    (the regions of one part) are held out together and never stand in for one another in the
+    out-of-distribution references (None: each example its own group). TrainerError when a
+    class has fewer than 2 groups."""
     with one_thread():
-        return _train(x, is_nuisance, config, types)
+        own = np.arange(len(x)) if groups is None else np.asarray(groups)
+        return _train(x, is_nuisance, config, types, own)
 
 
 def _train(
-    x: np.ndarray, is_nuisance: np.ndarray, config: MlpConfig, types: Sequence[str] | None
+    x: np.ndarray,
+    is_nuisance: np.ndarray,
+    config: MlpConfig,
+    types: Sequence[str] | None,
+    groups: np.ndarray,
 ) -> TrainedClassifier:
     y = is_nuisance.astype(bool)
-    counts = (int((~y).sum()), int(y.sum()))
+    counts = (len(np.unique(groups[~y])), len(np.unique(groups[y])))
     if min(counts) < 2:
         raise TrainerError(
             f"the classifier needs at least 2 defect and 2 nuisance examples, got {counts[0]} "
@@ -342,7 +360,7 @@ def _train(
     nuisance_kinds = np.array([k.startswith("nuisance:") for k in kinds])
     x = x.astype(np.float64)
     k = min(config.folds, min(counts))
-    fold = _folds(kind, k, config.seed)
+    fold = grouped_folds(kind, k, config.seed, groups)
     held_logits = np.empty((len(y), len(kinds)))
     for f in range(k):
         train = fold != f
@@ -360,15 +378,20 @@ def _train(
     nuisances = x[y]
     nuisance_scaling = (nuisances.mean(axis=0), nuisance_scale(nuisances, x))
     centred = nuisances - nuisance_scaling[0]
-    distance_max = float(nearest_distances(centred, centred, nuisance_scaling[1]).max())
+    nuisance_groups = groups[y]
+    distance_max = float(
+        nearest_distances(centred, centred, nuisance_scaling[1], nuisance_groups).max()
+    )
     kind_of_nuisance = kind[y]
-    excess_max = _within_kind_excess_max(centred / nuisance_scaling[1], kind_of_nuisance)
+    excess_max = _within_kind_excess_max(
+        centred / nuisance_scaling[1], kind_of_nuisance, nuisance_groups
+    )
     graph = ClassifierGraph(
         mlp, scaling, temperature, nuisance_kinds, nuisances.astype(np.float32), kind_of_nuisance,
         nuisance_scaling,
     ).eval()  # fmt: skip
-    log.info("classifier: %d defect and %d nuisance examples of %d kinds, %d folds, T = %.3g",
-             *counts, len(kinds), k, temperature)  # fmt: skip
+    log.info("classifier: %d defect and %d nuisance parts (%d regions) of %d kinds, %d folds, "
+             "T = %.3g", *counts, len(y), len(kinds), k, temperature)  # fmt: skip
     return TrainedClassifier(
         graph, kinds, temperature, held_out, max(distance_max, 1e-6), max(excess_max, 1e-6)
     )

@@ -36,6 +36,7 @@ from edge.manifest import (
     Manifest,
     OodGuard,
 )
+from edge.stages.decide import Classification
 from trainer.classifier import MlpConfig, TrainedClassifier, export_classifier
 from trainer.classify_defaults import (
     DEFAULT_FEATURES,
@@ -208,16 +209,20 @@ def _copy_bundle(root: Path, manifest: Manifest, staging: Path) -> None:
 def _golden(
     table: FeatureTable, feature_set: str, trained: TrainedClassifier, root: Path, staging: Path
 ) -> list[GoldenSample]:
-    """The highest-scoring labelled nuisance and defect, with what the bundle must give for
-    them: score, P(nuisance), distance, envelope excess (checked whatever threshold the line
-    sets)."""
+    """The highest-scoring labelled nuisance and defect the classifier judges, with what the
+    bundle must give for them: score, P(nuisance), distance, envelope excess (checked whatever
+    threshold the line sets)."""
     judged = classify_parts(trained, table, feature_set)
     golden = []
     (staging / GOLDEN_DIR).mkdir(parents=True, exist_ok=True)
     for want_nuisance in (True, False):
-        rows = np.flatnonzero(table.is_nuisance == want_nuisance)
+        rows = [
+            k for k in np.flatnonzero(table.is_nuisance == want_nuisance)
+            if isinstance(judged[k], Classification)
+        ]  # fmt: skip
         row = int(rows[np.argmax(table.scores[rows])])
         item, answer = table.items[row], judged[row]
+        assert isinstance(answer, Classification)
         name = f"{GOLDEN_DIR}/{item.cls}-{PurePosixPath(item.file).name}"
         shutil.copyfile(root / item.file, staging / name)
         golden.append(

@@ -6,6 +6,7 @@ running the DAE again."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.bundle import Bundle
 from edge.heatmap_features import (
+    MAX_REGIONS,
     RESIDUAL_COUNT,
     GoodReference,
     PartView,
@@ -31,7 +33,10 @@ from trainer.errors import DatasetError
 from trainer.labelled import Labelled
 from trainer.progress import progress_bar
 
+log = logging.getLogger(__name__)
+
 BATCH = 16
+TOO_MANY_REGIONS = f"more than {MAX_REGIONS} separate anomalous regions"
 MAX_GOOD = 200  # good images enough for the reference's mean and spread
 
 
@@ -39,7 +44,8 @@ MAX_GOOD = 200  # good images enough for the reference's mean and spread
 class FeatureTable:
     """Per image: its label, the engine's score, the peak region's area (model pixels) and
     every feature group: the part-wide ``hu`` and ``cnn`` a row per image, ``residual`` a row
-    per anomalous region (``owner``: the image of each, its rows together, strongest first);
+    per anomalous region (``owner``: the image of each, its rows together, strongest first; none
+    for an image with more regions than the line judges, which it rejects: TOO_MANY_REGIONS);
     ``scored`` keeps the map and model input (for the report's pictures)."""
 
     items: tuple[Labelled, ...]
@@ -80,7 +86,7 @@ class FeatureTable:
         picked = [np.flatnonzero(self.owner == i) for i in index]
         return FeatureTable(
             tuple(self.items[i] for i in index), self.scores[index], self.areas[index],
-            self.hu[index], self.residual[np.concatenate(picked)],
+            self.hu[index], self.residual[np.concatenate([np.zeros(0, np.intp), *picked])],
             np.repeat(np.arange(len(index)), [len(p) for p in picked]),
             None if self.cnn is None else self.cnn[index], tuple(self.scored[i] for i in index),
         )  # fmt: skip
@@ -184,8 +190,10 @@ class FeatureExtractor:
             hu.append(hu_features(view, region, reference))
             try:
                 residual.append(residual_features(view, reference))
-            except ValueError as exc:  # more regions than the line judges
-                raise DatasetError(f"{root / items[len(residual)].file}: {exc}") from exc
+            except ValueError as exc:  # more regions than the line judges: it rejects the part
+                log.warning("%s: %s; left out of the classifier (the line rejects it)",
+                            root / items[len(residual)].file, exc)  # fmt: skip
+                residual.append(np.zeros((0, RESIDUAL_COUNT)))
             if self.has_activations:
                 cnn.append(cnn_features(view, region, reference))
             areas.append(region.area)

@@ -10,8 +10,10 @@ finds most defect-like (the lowest P(nuisance)), and the classifier is trained a
 picks (one step of MI-SVM's alternation; Andrews, Tsochantaridis & Hofmann 2003, "Support
 vector machines for multiple-instance learning"). Starting from the strongest region instead
 would teach a defect kind the dust speck beside it, and the next round would pick that speck
-again. A part is judged by its most
-defect-like region (edge.stages.classify.part_classification), on the line and here.
+again; it is the start only when fewer than two defect parts have a single region. The regions
+of one part are one group for the classifier's folds and references (trainer.classifier). A
+part is judged by its most defect-like region (edge.stages.classify.part_classification), on
+the line and here.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.stages.classify import part_classification
-from edge.stages.decide import Classification
+from edge.stages.decide import Classification, ClassifierFailure
 from trainer.classifier import MlpConfig, TrainedClassifier, train_classifier
-from trainer.feature_table import FeatureTable
+from trainer.feature_table import TOO_MANY_REGIONS, FeatureTable
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,13 @@ class PartClassifier:
     rows: np.ndarray  # (E,) intp, increasing
 
     def held_out(self, table: FeatureTable, feature_set: str) -> np.ndarray:
-        """(N,) each part's cross-validated P(nuisance): the lowest over its training rows."""
+        """(N,) each part's cross-validated P(nuisance): the lowest over its training rows (a
+        defect part has one); NaN for a part it did not learn from (more regions than the line
+        judges), which counts as passed nowhere."""
         owner = table.owners(feature_set)[self.rows]
-        out = np.ones(len(table.items))
+        out = np.full(len(table.items), np.inf)
         np.minimum.at(out, owner, self.trained.held_out)
+        out[np.isinf(out)] = np.nan
         return out
 
 
@@ -81,18 +86,22 @@ def _train(
 ) -> TrainedClassifier:
     parts = owner[rows]
     types = [table.items[i].type for i in parts]
-    return train_classifier(x[rows], table.is_nuisance[parts], config, types)
+    return train_classifier(x[rows], table.is_nuisance[parts], config, types, groups=parts)
 
 
 def classify_parts(
     trained: TrainedClassifier, table: FeatureTable, feature_set: str
-) -> list[Classification]:
-    """Each part's Classification, as the line computes it from its regions' (torch graph)."""
+) -> list[Classification | ClassifierFailure]:
+    """Each part's Classification, as the line computes it from its regions' (torch graph); a
+    ClassifierFailure for a part with more regions than the line judges (it has no rows)."""
     owner = table.owners(feature_set)
     got = trained.predict(table.vectors(feature_set))
-    out = []
+    out: list[Classification | ClassifierFailure] = []
     for part in range(len(table.items)):
         mine = owner == part
+        if not mine.any():
+            out.append(ClassifierFailure(TOO_MANY_REGIONS))
+            continue
         out.append(
             part_classification(
                 got.probability[mine], got.distance[mine], got.excess[mine],

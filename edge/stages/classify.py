@@ -104,7 +104,10 @@ class Classifier:
                 vectors.ndim != 2 or len(vectors) < 1
                 or vectors.shape[1] != self.spec.feature_count or not np.all(np.isfinite(vectors))
             ):  # fmt: skip
-                answers[-1] = ClassifierFailure(f"unusable features {vectors!r}")
+                bad = int(np.count_nonzero(~np.isfinite(vectors)))
+                answers[-1] = ClassifierFailure(
+                    f"unusable features: shape {vectors.shape}, {bad} not finite"
+                )
                 continue
             rows.append((len(answers) - 1, vectors, part.score, float(region.area)))
         if rows:

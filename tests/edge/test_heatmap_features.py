@@ -25,7 +25,7 @@ from edge.heatmap_features import (
     features,
     signed_log10,
 )
-from edge.residual import regions_at, residual_maps
+from edge.residual import regions_at, residual_maps, sharp_regions
 
 SIZE = 64
 # Positions in the hu vector (module docstring order): 14 Hu values, then these.
@@ -242,6 +242,26 @@ def test_each_sharp_region_gets_its_own_row_strongest_first() -> None:
     assert fibre[Z_MEAN] > 0 and fibre[Z_HIGHEST] > 3  # bright
     assert pit[Z_MEAN] < 0 and pit[Z_LOWEST] < -3  # dark
     assert fibre[SAGITTA] < 0.03  # each row's own line: the fibre's is straight
+
+
+def test_a_faint_dent_whose_halves_stay_below_the_level_is_still_judged_beside_a_speck() -> None:
+    """The dark floor and the lit rim of a faint dent each stay below the level their sum passes:
+    the dent is a region of its own (on the fine map), not lost behind a bright speck."""
+    image = part()
+    cv2.circle(image, (40, 40), 3, 0.485, -1)  # the floor
+    cv2.circle(image, (40, 40), 5, 0.515, 1)  # the rim
+    cv2.circle(image, (30, 12), 2, 0.9, -1)  # a bright speck, far stronger
+    ref = reference()
+    seen = view(blob_map("disc"), image)
+    maps = residual_maps(seen.image, part()[None], ref.foreground, ref.residual_spread)
+    dent = (slice(35, 46), slice(35, 46))
+    assert max(maps.bright[dent].max(), maps.dark[dent].max()) < ref.fine_level
+    assert maps.fine[dent].max() >= ref.fine_level
+    regions, _ = sharp_regions(maps, ref.fine_level)
+    assert regions[0].mask[12, 30]  # the speck first
+    on_dent = [r for r in regions if r.mask[dent].any()]
+    assert len(on_dent) == 1 and on_dent[0].level_map is not maps.bright
+    assert len(residual_rows(image)) == len(regions)
 
 
 def test_a_part_with_nothing_sharp_has_one_row_its_strongest_spot() -> None:

@@ -9,7 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.classifier import MlpConfig, TrainedClassifier, nuisance_scale, train_classifier
+from trainer.classifier import (
+    MlpConfig,
+    TrainedClassifier,
+    envelope_excesses,
+    grouped_folds,
+    nearest_distances,
+    nuisance_scale,
+    train_classifier,
+)
 from trainer.errors import TrainerError
 
 FEATURES = 28  # as many as the hu set
@@ -142,3 +150,20 @@ def test_p_nuisance_stays_within_0_and_1_when_several_nuisance_kinds_share_it() 
     near = (0.15 + 0.2 * rng.standard_normal((500, 2))).astype(np.float32)
     p = trained.predict(near).probability
     assert np.all((p >= 0.0) & (p <= 1.0)) and np.mean(p > 0.99) > 0.9
+
+
+def test_the_regions_of_one_part_never_stand_in_for_each_other() -> None:
+    """Two regions of one part share its part-wide features: in the leave-out references and
+    in the calibration folds they go together, or a nuisance would look close to itself."""
+    rows = np.array([[0.0, 0.0], [0.0, 0.1], [4.0, 0.0], [4.0, 0.1]])
+    parts = np.array([0, 0, 1, 1])
+    got = nearest_distances(rows, rows, np.ones(2), parts)
+    np.testing.assert_allclose(got, [4.0 / np.sqrt(2)] * 2 + [4.0 / np.sqrt(2)] * 2, atol=0.01)
+    alone = nearest_distances(rows, rows, np.ones(2), np.arange(4))
+    assert alone.max() < 0.1  # each its own part: the sibling is the nearest
+    assert envelope_excesses(rows, parts).min() >= 3.9
+    kind = np.zeros(12, int)
+    groups = np.repeat(np.arange(4), 3)
+    fold = grouped_folds(kind, 2, seed=0, groups=groups)
+    assert all(len(set(fold[groups == g])) == 1 for g in range(4))
+    assert sorted(np.bincount(fold)) == [6, 6]

@@ -15,6 +15,7 @@ from types import ModuleType
 
 import pytest
 
+import edge.heatmap_features
 from edge.backends import Graph
 from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.backends.tensorrt import TensorRtBackend
@@ -128,6 +129,18 @@ def test_a_classifier_that_fails_rejects_the_part_as_an_error(
     result = inspector.inspect(read_image(tiny_test_set / "test" / NUISANCE / "000.png"))
     assert (result.verdict, result.reason, result.defect_class) == ("ERROR", "classifier", None)
     assert "no output 'ood_distance'" in result.detail
+
+
+def test_a_part_with_more_regions_than_the_classifier_judges_is_rejected_as_an_error(
+    tiny_classified: tuple[Path, str], tiny_test_set: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inspector = Inspector.open(tiny_classified[0])
+    image = read_image(tiny_test_set / "test" / NUISANCE / "000.png")
+    assert inspector.inspect(image).verdict == "OK"  # the nuisance passes...
+    monkeypatch.setattr(edge.heatmap_features, "MAX_REGIONS", 0)
+    result = inspector.inspect(image)  # ...until the line may judge no region of it
+    assert (result.verdict, result.reason, result.defect_class) == ("ERROR", "classifier", None)
+    assert "more than the 0 the classifier judges" in result.detail
 
 
 def test_a_tampered_classifier_is_refused(
