@@ -7,9 +7,11 @@
 4. The out-of-distribution guard: the part lies beyond `ood_margin` times the largest score,
    region area, nearest-neighbour distance or envelope excess (how far its furthest feature
    lies outside the range that the labelled nuisances of the kind it fits best spanned in it)
-   any labelled nuisance showed (OodGuard in the manifest; the last two leave one out) → NOK
-   "ood", class "defect": a classifier never passes what it has not learnt.
-5. P(nuisance) ≥ pass_probability → OK "nuisance", class "nuisance".
+   any labelled nuisance showed (OodGuard in the manifest; the last two leave that nuisance's
+   part out; for a part of several regions, its furthest region's) → NOK "ood", class
+   "defect": a classifier never passes what it has not learnt.
+5. P(nuisance) ≥ pass_probability → OK "nuisance", class "nuisance" (for a part of several
+   regions, every region's: edge.stages.classify.part_classification).
 6. Otherwise NOK "anomaly", class "defect".
 
 `class_probability` is the classifier's calibrated probability of the class it states
