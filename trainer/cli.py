@@ -127,8 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--features", choices=tuple(FEATURE_GROUPS), default=DEFAULT_FEATURES,
         help="hu: Hu moments and region descriptors of the anomaly map; residual: descriptors of "
-        "the residual once the light change is undone; cnn: the engine's encoder activations "
-        "pooled over the anomaly; both: hu and cnn; all: the three (default: %(default)s)",
+        "each region of the residual once the light change is undone (a part is judged by its "
+        "worst region); cnn: the engine's encoder activations pooled over the anomaly; both: hu "
+        "and cnn; all: the three (default: %(default)s)",
     )  # fmt: skip
     classify.add_argument("--seed", type=int, default=0, help="draws the images and the MLP")
     classify.add_argument(
