@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,8 +38,7 @@ from tests.integration.plc import Plc
 from trainer.demo_line import Mosquitto, ResultListener, link_frames
 from trainer.station_files import (
     LOOPBACK,
-    daemon_command,
-    daemon_env,
+    daemon_running,
     emulated_camera,
     station_config,
     write_config,
@@ -103,9 +101,7 @@ def running_daemon(
     """The daemon on `config`, logging to `log_path`, once its first result reached `listener`
     and `warmup_s` more have passed; stopped with SIGTERM when the block ends (killed if it
     raised). RuntimeError when it does not start within 120 s or exits other than 0."""
-    log = log_path.open("wb")
-    daemon = subprocess.Popen(daemon_command(config), env=daemon_env(), stdout=log, stderr=log)
-    try:
+    with daemon_running(config, log_path) as daemon:
         deadline = time.monotonic() + 120
         while not listener.arrivals:
             if daemon.poll() is not None or time.monotonic() > deadline:
@@ -113,14 +109,6 @@ def running_daemon(
             time.sleep(0.1)
         time.sleep(warmup_s)
         yield daemon
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(30)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-        log.close()
-    if code != 0:
-        raise RuntimeError(f"the daemon exited with {code}")
 
 
 def measure(

@@ -73,6 +73,7 @@ from edge.residual import (
     SharpRegion,
     bend,
     corrected_residual,
+    maps_of,
     region_at,
     residual_maps,
     sharp_regions,
@@ -146,15 +147,13 @@ class GoodReference:
         lum = inputs.mean(axis=1)
         mean, std = lum.mean(axis=0), _floored(lum.std(axis=0))
         fg = np.ones(mean.shape, bool) if foreground is None else foreground.astype(bool)
-        residuals = np.stack(
-            [corrected_residual(x, r, fg)[0] for x, r in zip(inputs, reconstructions, strict=True)]
-        )
-        spread = _floored(residuals.std(axis=0))
-        maps = [
-            residual_maps(x, r, fg, spread) for x, r in zip(inputs, reconstructions, strict=True)
-        ]
-        fine = float(np.quantile([m.fine.max() for m in maps], _LEVEL_QUANTILE))
-        broad = float(np.quantile([m.broad.max() for m in maps], _LEVEL_QUANTILE))
+        fits = [corrected_residual(x, r, fg) for x, r in zip(inputs, reconstructions, strict=True)]
+        spread = _floored(np.stack([residual for residual, _ in fits]).std(axis=0))
+        peaks = []  # (fine, broad) of each good part
+        for residual, light in fits:
+            maps = maps_of(residual, light, fg, spread)
+            peaks.append((maps.fine.max(), maps.broad.max()))  # float32, as the maps
+        fine, broad = (float(q) for q in np.quantile(np.array(peaks), _LEVEL_QUANTILE, axis=0))
         activation_mean = activation_std = None
         if activations is not None:
             activation_mean = activations.mean(axis=0).astype(np.float32)
@@ -400,11 +399,13 @@ def _sharp_region(
     z = maps.z[peak].astype(np.float64)
     ring = cv2.dilate(peak.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~peak & fg
     around = maps.z[ring].astype(np.float64) if ring.any() else np.zeros(1)
-    detail = (maps.z - maps.low)[peak].astype(np.float64)
+    detail = (maps.z[peak] - maps.low[peak]).astype(np.float64)
     border = cv2.dilate(peak.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~fg
     corrected = (lum[peak] - maps.light.offset) / max(maps.light.gain, 1e-3)
     # How it runs: the region's own line on its own map, cut at a fifth of its peak.
-    seed = np.unravel_index(int(np.argmax(np.where(peak, level_map, -np.inf))), peak.shape)
+    ys, xs = np.nonzero(peak)
+    first = int(np.argmax(level_map[peak]))  # raster order: the first of equal maxima
+    seed = (ys[first], xs[first])
     _, labels = cv2.connectedComponents(
         (level_map >= _LINE_FRACTION * region.peak).astype(np.uint8), connectivity=8
     )

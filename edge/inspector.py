@@ -57,9 +57,9 @@ def model_graph(
     features read the reconstruction)."""
     spec = manifest.classifier
     if activations is None:
-        activations = spec is not None and "cnn" in spec.groups
+        activations = spec is not None and spec.needs_activations
     if reconstruction is None:
-        reconstruction = spec is not None and "residual" in spec.groups
+        reconstruction = spec is not None and spec.needs_reconstruction
     fetch = (
         "anomaly_map", "score",
         *((FEATURES_OUTPUT,) if activations else ()),

@@ -260,6 +260,16 @@ class ClassifierSpec(_Strict):
         return FEATURE_GROUPS[self.features]
 
     @property
+    def needs_activations(self) -> bool:
+        """CNN features pool the DAE encoder's activations."""
+        return "cnn" in self.groups
+
+    @property
+    def needs_reconstruction(self) -> bool:
+        """Residual features read the DAE's reconstruction."""
+        return "residual" in self.groups
+
+    @property
     def files(self) -> tuple[str, str]:
         return (self.file, self.reference_file)
 

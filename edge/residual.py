@@ -110,6 +110,14 @@ def residual_maps(
     """The maps of one part: `image`, `reconstruction` (C, H, W) float32 in [0, 1];
     `foreground` (H, W) bool; `spread` (H, W) float32 > 0, the good parts' residual spread."""
     residual, light = corrected_residual(image, reconstruction, foreground)
+    return maps_of(residual, light, foreground, spread)
+
+
+def maps_of(
+    residual: np.ndarray, light: Photometric, foreground: np.ndarray, spread: np.ndarray
+) -> ResidualMaps:
+    """The maps of a corrected residual (H, W) float32 (corrected_residual) and its fit;
+    `foreground` and `spread` as residual_maps."""
     z = np.where(foreground, residual / spread, 0.0).astype(np.float32)
     low = cv2.GaussianBlur(z, (0, 0), BROAD_SIGMA)
     detail = z - low
@@ -122,12 +130,7 @@ def region_at(level_map: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarr
     """(the connected region (8-neighbours) holding the map's highest pixel, every pixel at or
     above the level, how many connected regions those make), bool (H, W) masks; the level is
     `level`, or half the map's peak when the peak does not reach it."""
-    peak = float(level_map.max())
-    cut = level if peak >= level else 0.5 * peak
-    union = level_map >= cut if peak > 0 else np.zeros(level_map.shape, bool)
-    top = np.unravel_index(int(np.argmax(level_map)), level_map.shape)
-    union[top] = True
-    count, labels = cv2.connectedComponents(union.astype(np.uint8), connectivity=8)
+    count, labels, top, union, _ = _components(level_map, level)
     return labels == labels[top], union, count - 1
 
 
@@ -136,14 +139,7 @@ def regions_at(level_map: np.ndarray, level: float) -> tuple[list[np.ndarray], n
     peak first, each a bool (H, W) mask; their union). When the map's peak does not reach the
     level, one region: the one around the peak at half of it (a part the score flags always has
     one; below the level, the map's other bumps are the good parts' own noise)."""
-    peak = float(level_map.max())
-    reached = peak >= level
-    union = level_map >= (level if reached else 0.5 * peak)
-    if peak <= 0:
-        union = np.zeros(level_map.shape, bool)
-    top = np.unravel_index(int(np.argmax(level_map)), level_map.shape)
-    union[top] = True
-    count, labels = cv2.connectedComponents(union.astype(np.uint8), connectivity=8)
+    count, labels, top, union, reached = _components(level_map, level)
     if not reached:
         only = labels == labels[top]
         return [only], only
@@ -152,6 +148,23 @@ def regions_at(level_map: np.ndarray, level: float) -> tuple[list[np.ndarray], n
     np.maximum.at(peaks, labels[union].astype(np.intp), level_map[union])
     order = [int(k) for k in np.argsort(-peaks[1:], kind="stable") + 1]
     return [labels == k for k in order], union
+
+
+def _components(
+    level_map: np.ndarray, level: float
+) -> tuple[int, np.ndarray, tuple[int, ...], np.ndarray, bool]:
+    """The connected components (8-neighbours) of the map at or above `level`, or at or above
+    half its peak when the peak does not reach it, with the highest pixel always in: (label
+    count incl. the background, labels, the highest pixel, the union, whether the peak reached
+    the level)."""
+    peak = float(level_map.max())
+    reached = peak >= level
+    cut = level if reached else 0.5 * peak
+    union = level_map >= cut if peak > 0 else np.zeros(level_map.shape, bool)
+    top = tuple(int(i) for i in np.unravel_index(int(np.argmax(level_map)), level_map.shape))
+    union[top] = True
+    count, labels = cv2.connectedComponents(union.astype(np.uint8), connectivity=8)
+    return count, labels, top, union, reached
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,8 @@ def _classify(
     cv_escape = float(held[~nuisance].mean())
 
     shutil.rmtree(staging, ignore_errors=True)
-    _copy_bundle(bundle.root, bundle.manifest, staging)
+    dae_files = _dae_files(bundle.manifest)
+    _copy_bundle(bundle.root, dae_files, staging)
     (staging / CLASSIFIER_DIR).mkdir()
     export_classifier(trained, x, staging / CLASSIFIER_FILE)
     reference.save(staging / REFERENCE_FILE)
@@ -159,17 +160,16 @@ def _classify(
         ),
     )
     version = next_version(manifest.version)
-    kept_golden = [g for g in manifest.golden if g.expected_nuisance_probability is None]
     new = manifest.model_copy(
         update={
             "version": version,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "classifier": spec,
-            "golden": (*kept_golden, *golden),
+            "golden": (*manifest.golden, *golden),
             "trainer": {**manifest.trainer, "classifier": config.mlp.as_dict()},
         }
     )
-    payload = [f.path for f in manifest.files if f.path in _dae_files(manifest)]
+    payload = [f.path for f in manifest.files if f.path in dae_files]
     payload += [CLASSIFIER_FILE, REFERENCE_FILE, *(g.file for g in golden)]
     write_manifest(staging, new, payload)
     Inspector.open(staging).check_golden()  # the classifier's golden samples included
@@ -189,18 +189,16 @@ def next_version(version: str) -> str:
 
 
 def _dae_files(manifest: Manifest) -> set[str]:
-    """The files of the engine without its classifier (an old one is replaced): what this
-    command writes lives under CLASSIFIER_DIR and GOLDEN_DIR, whichever version wrote it."""
-    files = {f.path for f in manifest.files}
-    if manifest.classifier is not None:
-        files -= set(manifest.classifier.files)
-    old_golden = {g.file for g in manifest.golden if g.expected_nuisance_probability is not None}
+    """The engine's files but its classifier's. The bundle is loaded without its classifier
+    (edge.bundle.load_bundle: the entry and the golden samples that expect one are dropped), but
+    their files stay listed: what this command writes lives under CLASSIFIER_DIR and GOLDEN_DIR,
+    whichever version wrote it."""
     ours = tuple(f"{folder}/" for folder in (CLASSIFIER_DIR, GOLDEN_DIR))
-    return {f for f in files - old_golden if not f.startswith(ours)}
+    return {f.path for f in manifest.files if not f.path.startswith(ours)}
 
 
-def _copy_bundle(root: Path, manifest: Manifest, staging: Path) -> None:
-    for relative in sorted(_dae_files(manifest)):
+def _copy_bundle(root: Path, files: set[str], staging: Path) -> None:
+    for relative in sorted(files):
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / relative, target)

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -35,8 +34,7 @@ from typing import Any
 
 from trainer.station_files import (
     LOOPBACK,
-    daemon_command,
-    daemon_env,
+    daemon_running,
     emulated_camera,
     free_port,
     station_config,
@@ -186,26 +184,14 @@ def run_line_demo(
         f"\n== line: {count} frames through the daemon (pylon camera emulation, MQTT {broker.port})"
     )
     listener = ResultListener(broker.port, on_result=lambda r: print(_line(r, catalogue)))
-    log_file = (workdir / "daemon.log").open("wb")
-    daemon = subprocess.Popen(
-        daemon_command(config), env=daemon_env(), stdout=log_file, stderr=subprocess.STDOUT
-    )
     started = time.monotonic()
     try:
-        seen = _wait_all_seen(listener, daemon, count, timeout_s)
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(15)
+        with daemon_running(config, workdir / "daemon.log", stop_timeout_s=15) as daemon:
+            seen = _wait_all_seen(listener, daemon, count, timeout_s)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        log_file.close()
         time.sleep(0.2)  # the last results in flight reach the listener
         listener.close()
         broker.stop()
-    if code != 0:
-        log = (workdir / "daemon.log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"the daemon exited with {code}:\n{log}")
     return _summary(listener.snapshot(), catalogue, seen, time.monotonic() - started)
 
 

@@ -95,10 +95,6 @@ class FeatureTable:
     def is_nuisance(self) -> np.ndarray:
         return np.array([i.cls == "nuisance" for i in self.items])
 
-    @property
-    def types(self) -> list[str]:
-        return [i.type for i in self.items]
-
 
 class FeatureExtractor:
     """The register and model stages of an engine on ONNX Runtime, fetching the DAE's

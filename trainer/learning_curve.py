@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.heatmap_features import FEATURE_SETS
 from edge.manifest import FEATURE_GROUPS, OodGuard
 from edge.stages.decide import OK, DecisionPolicy, decide
 from trainer.classifier import MlpConfig, TrainedClassifier
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 SIZES = (5, 10, 20, 50)
 SEEDS = (0, 1, 2)
-FEATURE_SETS = ("hu", "residual", "cnn", "both", "all")
 
 
 @dataclass(frozen=True)

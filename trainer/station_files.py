@@ -4,11 +4,14 @@ place, so the three run the daemon alike)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +101,31 @@ def daemon_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, PYLON_CAMEMU="1", PYTHONUNBUFFERED="1", **extra)
     env.pop("NOTIFY_SOCKET", None)  # not ours to notify
     return env
+
+
+@contextlib.contextmanager
+def daemon_running(
+    config: Path, log_path: Path, stop_timeout_s: float = 30.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The line daemon on `config` (daemon_command, daemon_env), its output to `log_path`;
+    stopped with SIGTERM when the block ends, killed when the block raised or it does not stop
+    within `stop_timeout_s`. RuntimeError, with the log's tail, when it exits other than 0."""
+    log = log_path.open("wb")
+    daemon = subprocess.Popen(
+        daemon_command(config), env=daemon_env(), stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        yield daemon
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(stop_timeout_s)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+    if code != 0:
+        tail = log_path.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the daemon exited with {code}:\n{tail}")
 
 
 # -- a loopback port ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from edge.backends import Graph, InferenceBackend
 from edge.bundle import Bundle
 from edge.errors import BundleError, PartSightError
 from edge.heatmap_features import GoodReference, PartView, features
-from edge.manifest import CLASSIFIER_OUTPUTS, FEATURE_VERSION, ClassifierSpec
+from edge.manifest import CLASSIFIER_OUTPUTS, ClassifierSpec
 from edge.stages.decide import Classification, ClassifierFailure
 from edge.stages.model import Scored
 
@@ -37,18 +37,14 @@ CLASSIFIER_GRAPH = Graph.of(CLASSIFIER_OUTPUTS)
 class Classifier:
     """The classifier of a bundle, on `backend` (built from the bundle's classifier file with
     CLASSIFIER_GRAPH). BundleError when the bundle's classifier does not fit this runtime (its
-    feature layout, its reference) or the engine (CNN features need the encoder output)."""
+    reference; its feature layout is checked by edge.bundle.load_bundle) or the engine (CNN
+    features need the encoder output)."""
 
     def __init__(self, bundle: Bundle, backend: InferenceBackend) -> None:
         spec = bundle.manifest.classifier
         if spec is None:
             raise BundleError(f"{bundle.root}: the engine has no classifier")
-        if spec.feature_version != FEATURE_VERSION:
-            raise BundleError(
-                f"{bundle.root}: classifier features of layout {spec.feature_version}, this "
-                f"runtime computes layout {FEATURE_VERSION}: re-run partsight-train classify"
-            )
-        if "cnn" in spec.groups and not bundle.manifest.model.has_features:
+        if spec.needs_activations and not bundle.manifest.model.has_features:
             raise BundleError(
                 f"{bundle.root}: {spec.features} features need the model's encoder output"
             )
@@ -58,17 +54,17 @@ class Classifier:
         self.reference = GoodReference.load(
             bundle.path(spec.reference_file), (inputs.height, inputs.width)
         )
-        if "cnn" in spec.groups and self.reference.activation_mean is None:
+        if spec.needs_activations and self.reference.activation_mean is None:
             raise BundleError(f"{bundle.root}: {spec.reference_file} has no activation reference")
         self.pixel_threshold = bundle.manifest.scoring.pixel_threshold
 
     @property
     def needs_activations(self) -> bool:
-        return "cnn" in self.spec.groups
+        return self.spec.needs_activations
 
     @property
     def needs_reconstruction(self) -> bool:
-        return "residual" in self.spec.groups
+        return self.spec.needs_reconstruction
 
     def view(self, scored: Scored, threshold: float) -> PartView | ClassifierFailure:
         """What the features of a scored part are computed from, or why there is nothing to
