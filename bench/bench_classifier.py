@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import entry, merge_results
 
 from edge.inspector import Inspector
-from edge.stages.decide import DecisionPolicy, decide
+from edge.stages.decide import OK, OOD, DecisionPolicy, decide
 from trainer.classifier import MlpConfig
 from trainer.classify import ClassifyConfig, classify
 from trainer.classify_defaults import DEFAULT_FEATURES, DEFAULT_OOD_MARGIN, DEFAULT_PASS_PROBABILITY
@@ -72,23 +72,24 @@ def hold_out(pool: FeatureTable, test: FeatureTable, threshold: float) -> dict[s
         policy = DecisionPolicy(threshold, DEFAULT_PASS_PROBABILITY, guard, guard.margin)
         of_type = [k for k, i in enumerate(test.items) if i.type == left_out]
         subset = test.subset(of_type)
-        reasons = [
-            decide(float(score), policy, answer).reason
+        decisions = [
+            decide(float(score), policy, answer)
             for score, answer in zip(
                 subset.scores, classify_parts(trained, subset, DEFAULT_FEATURES), strict=True
             )
         ]
         flagged = int(np.sum(subset.scores >= threshold))
-        rejected = sum(r in ("anomaly", "ood", "classifier") for r in reasons)  # all but OK
+        rejected = sum(d.verdict != OK for d in decisions)
+        by_guard = sum(d.reason == OOD for d in decisions)
         out[left_out] = {
-            "images": len(reasons),
+            "images": len(decisions),
             "flagged": flagged,
             "rejected": rejected,
             "rejected_of_flagged": rejected / flagged if flagged else None,
-            "by_guard": reasons.count("ood"),
+            "by_guard": by_guard,
         }
         print(f"held out {left_out}: {rejected}/{flagged} flagged rejected "
-              f"({reasons.count('ood')} by the guard)", flush=True)  # fmt: skip
+              f"({by_guard} by the guard)", flush=True)  # fmt: skip
     return out
 
 

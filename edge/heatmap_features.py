@@ -1,5 +1,6 @@
 """Features of an anomalous part for the heatmap classifier (paper §3.3): what the anomaly looks
-like on the map and in the image, as float32 rows, one per anomalous region of the part. numpy
+like on the map and in the image, as float32 rows: one per region of the part's sharp residual
+with the ``residual`` group, one for the part without it. numpy
 and OpenCV only (no torch): the trainer calls these very functions on the edge runtime's
 outputs, so train time and run time compute the same numbers.
 
@@ -29,17 +30,17 @@ Groups (a feature set, ``FeatureSet``, is one or more of them: ``hu``, ``residua
   bright and dark halves where those reach the level themselves, strongest first
   (edge.residual.sharp_regions: a bright fibre lying across a dark scratch is two rows). For the
   part, on every row: the light change (gain − 1, offset); the broad map's peak against the good
-  parts' (log of peak / level, the level its 99th percentile); how many fine and broad regions
-  reach their level and their total area (log 1 + ·). For the region: its peak against the fine
+  parts' (log of peak / level, the level its 99th percentile); how many regions (the rows) and broad
+  regions there are and their total area (log 1 + ·). For the region: its peak against the fine
   level; its area, elongation, solidity; the residual in it (mean, lowest, highest, in good-spread
   units, signed log 1 + ·), the balance of its bright and dark pixels and the residual in the ring
-  of pixels around it (mean, highest: a dent's lit rim, which a speck of grime lacks); how sharp
-  it is (the share of its residual energy above the broad map); whether it touches the
-  foreground's border; the corrected luminance in it (lowest, highest, mean: a fibre's shade is
-  its own, a scratch's follows the metal); the share of it, and of all fine regions, over the
-  foreground's dark phase (holes, the conveyor: where a fibre may lie and a scratch cannot); and
-  how it runs (edge.residual.bend at a fifth of its peak: length, sagitta, wobble, width: a fibre
-  lies in an arc, a scratch is straight, a crack wobbles).
+  of pixels around it (mean, highest: a dent's lit rim, which a speck of grime lacks); how sharp it
+  is (the share of its residual energy above the broad map); whether it touches the foreground's
+  border; the corrected luminance in it (lowest, highest, mean: a fibre's shade is its own, a
+  scratch's follows the metal); the share of it, and of all the part's regions, over the
+  foreground's dark phase (holes, the conveyor: where a fibre may lie and a scratch cannot); and how
+  it runs (edge.residual.bend at a fifth of its peak: length, sagitta, wobble, width: a fibre lies
+  in an arc, a scratch is straight, a crack wobbles).
 - ``cnn`` (2 · Cf values): the DAE's own encoder (the engine's ``features`` output, stride 4)
   as the pre-trained network: its activations over the peak region, as departures from the
   good parts' mean activation in units of their spread, averaged (signed) and averaged in
@@ -82,7 +83,7 @@ from edge.residual import (
 FEATURE_SETS: tuple[str, ...] = get_args(FeatureSet)
 HU_COUNT = 28
 RESIDUAL_COUNT = 28
-MAX_REGIONS = 32  # fine regions a part may have for the classifier to judge it
+MAX_REGIONS = 32  # sharp regions (rows) a part may have for the classifier to judge it
 _LEVEL_QUANTILE = 0.99  # of good parts' fine and broad peaks: the maps' levels
 _LINE_FRACTION = 0.2  # of a region's peak: where a line-like region's extent is cut
 _HU_FLOOR = 1e-12  # Hu moments below this magnitude count as 0 (signed_log10)
@@ -230,7 +231,7 @@ def _floored(std: np.ndarray) -> np.ndarray:
 
 
 def feature_count(feature_set: str, activation_channels: int) -> int:
-    """Length of the vector `features` returns for a feature set."""
+    """The width F of the (R, F) rows `features` returns for a feature set."""
     sizes = {"hu": HU_COUNT, "residual": RESIDUAL_COUNT, "cnn": 2 * activation_channels}
     return sum(sizes[group] for group in FEATURE_GROUPS[feature_set])
 
@@ -380,7 +381,10 @@ def residual_features(part: PartView, reference: GoodReference) -> np.ndarray:
         math.log1p(float(np.count_nonzero(broad_union))),
     ]
     lum = part.image.astype(np.float64).mean(axis=0)
-    rows = [[*frame, *_sharp_region(region, maps, lum, union, reference)] for region in regions]
+    union_dark = float(reference.dark_phase[union].mean())  # the part's: the same on every row
+    rows = [
+        [*frame, *_sharp_region(region, maps, lum, union_dark, reference)] for region in regions
+    ]
     out = np.array(rows, np.float64)
     assert out.shape == (len(regions), RESIDUAL_COUNT)
     return out
@@ -390,7 +394,7 @@ def _sharp_region(
     region: SharpRegion,
     maps: ResidualMaps,
     lum: np.ndarray,
-    union: np.ndarray,
+    union_dark: float,
     reference: GoodReference,
 ) -> list[float]:
     """The features of one region of the part's sharp residual (module docstring)."""
@@ -424,7 +428,7 @@ def _sharp_region(
         float(corrected.max()),
         float(corrected.mean()),
         float(reference.dark_phase[peak].mean()),
-        float(reference.dark_phase[union].mean()),
+        union_dark,
         *bend(line, level_map),
     ]
 

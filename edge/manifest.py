@@ -174,7 +174,8 @@ class FileEntry(_Strict):
 
 class OodGuard(_Strict):
     """The out-of-distribution guard (edge.stages.decide): the largest value each quantity took
-    on the labelled nuisances the classifier learnt from. A part beyond `margin` times any of
+    on the labelled nuisances (the score and area on every labelled nuisance part, the distance
+    and excess on the regions the classifier learnt from). A part beyond `margin` times any of
     them is never passed, whatever the classifier says."""
 
     score_max: float = Field(gt=0, allow_inf_nan=False, description="highest anomaly score")
@@ -185,13 +186,13 @@ class OodGuard(_Strict):
         gt=0,
         allow_inf_nan=False,
         description="largest nearest-neighbour distance of a labelled nuisance to the others "
-        "(leave one out), in the classifier graph's `ood_distance` units",
+        "(leave its part out), in the classifier graph's `ood_distance` units",
     )
     excess_max: float = Field(
         gt=0,
         allow_inf_nan=False,
         description="largest envelope excess of a labelled nuisance over the others' envelope "
-        "(leave one out), in the classifier graph's `envelope_excess` units",
+        "(leave its part out), in the classifier graph's `envelope_excess` units",
     )
     margin: float = Field(
         ge=1,
@@ -208,8 +209,8 @@ class ClassifierTraining(_Strict):
     per_type: int = Field(ge=1, description="labelled images asked for per type")
     seed: int
     images: dict[str, int] = Field(description="labelled images used, per type")
-    defects: int = Field(ge=1, description="defect examples the MLP learnt from")
-    nuisances: int = Field(ge=1, description="nuisance examples the MLP learnt from")
+    defects: int = Field(ge=1, description="labelled defect images used")
+    nuisances: int = Field(ge=1, description="labelled nuisance images used")
     temperature: float = Field(gt=0, description="probability calibration (temperature scaling)")
     cv_nuisance_pass_rate: float | None = Field(
         None, description="held-out folds: nuisances passed at pass_probability"

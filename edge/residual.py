@@ -139,15 +139,23 @@ def regions_at(level_map: np.ndarray, level: float) -> tuple[list[np.ndarray], n
     peak first, each a bool (H, W) mask; their union). When the map's peak does not reach the
     level, one region: the one around the peak at half of it (a part the score flags always has
     one; below the level, the map's other bumps are the good parts' own noise)."""
+    ranked, union = _ranked(level_map, level)
+    return [mask for mask, _ in ranked], union
+
+
+def _ranked(
+    level_map: np.ndarray, level: float
+) -> tuple[list[tuple[np.ndarray, float]], np.ndarray]:
+    """regions_at's regions with their peaks, (mask, peak) each; and their union."""
     count, labels, top, union, reached = _components(level_map, level)
     if not reached:
         only = labels == labels[top]
-        return [only], only
+        return [(only, float(level_map[top]))], only
     # The strongest first, by each region's own peak (a label-wise maximum).
     peaks = np.full(count, -np.inf)
     np.maximum.at(peaks, labels[union].astype(np.intp), level_map[union])
     order = [int(k) for k in np.argsort(-peaks[1:], kind="stable") + 1]
-    return [labels == k for k in order], union
+    return [(labels == k, float(peaks[k])) for k in order], union
 
 
 def _components(
@@ -185,16 +193,16 @@ def sharp_regions(maps: ResidualMaps, level: float) -> tuple[list[SharpRegion], 
     lit rim may each stay below the level that their sum passes). When the fine map does not
     reach the level, one region: the one around its peak at half of it (regions_at)."""
     found = [
-        SharpRegion(mask, level_map, float(level_map[mask].max()))
+        SharpRegion(mask, level_map, peak)
         for level_map in (maps.bright, maps.dark)
         if float(level_map.max()) >= level
-        for mask in regions_at(level_map, level)[0]
+        for mask, peak in _ranked(level_map, level)[0]
     ]
     covered = np.logical_or.reduce([r.mask for r in found]) if found else None
     fine = maps.fine
-    for mask in regions_at(fine, level)[0]:
+    for mask, peak in _ranked(fine, level)[0]:
         if covered is None or not (mask & covered).any():
-            found.append(SharpRegion(mask, fine, float(fine[mask].max())))
+            found.append(SharpRegion(mask, fine, peak))
     found.sort(key=lambda r: -r.peak)
     return found, np.logical_or.reduce([r.mask for r in found])
 

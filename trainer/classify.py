@@ -34,7 +34,6 @@ from edge.manifest import (
     ClassifierTraining,
     GoldenSample,
     Manifest,
-    OodGuard,
 )
 from edge.stages.decide import Classification
 from trainer.classifier import MlpConfig, TrainedClassifier, export_classifier
@@ -48,7 +47,7 @@ from trainer.errors import DatasetError, TrainerError
 from trainer.export import OPSET
 from trainer.feature_table import FeatureExtractor, FeatureTable
 from trainer.labelled import LabelledSet, per_type_counts
-from trainer.part_training import classify_parts, train_parts
+from trainer.part_training import classify_parts, ood_guard, train_parts
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +139,7 @@ def _classify(
         feature_count=x.shape[1],
         opset=OPSET,
         pass_probability=config.pass_probability,
-        ood=OodGuard(
-            score_max=float(table.scores[nuisance].max()),
-            area_max=float(table.areas[nuisance].max()),
-            distance_max=trained.distance_max,
-            excess_max=trained.excess_max,
-            margin=config.ood_margin,
-        ),
+        ood=ood_guard(table, trained, config.ood_margin),
         training=ClassifierTraining(
             labelled=str(labelled),
             per_type=config.per_type,

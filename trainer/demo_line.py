@@ -37,6 +37,7 @@ from trainer.station_files import (
     daemon_running,
     emulated_camera,
     free_port,
+    mosquitto_binary,
     station_config,
     write_config,
 )
@@ -48,10 +49,6 @@ EMULATION_SUFFIXES = frozenset({".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg"
 
 
 # -- a broker -----------------------------------------------------------------------------------
-
-
-def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 
 
 class Mosquitto:

@@ -52,7 +52,7 @@ class FeatureTable:
     scores: np.ndarray  # (N,)
     areas: np.ndarray  # (N,)
     hu: np.ndarray  # (N, HU_COUNT)
-    residual: np.ndarray  # (M, RESIDUAL_COUNT), M >= N
+    residual: np.ndarray  # (M, RESIDUAL_COUNT): a part may have no rows (TOO_MANY_REGIONS)
     owner: np.ndarray  # (M,) intp: the image of each residual row
     cnn: np.ndarray | None  # (N, 2 Cf); None when the engine has no encoder output
     scored: tuple[Scored, ...]
@@ -75,9 +75,11 @@ class FeatureTable:
                 "residual)"
             )
         owner = self.owners(feature_set)
-        arrays = {"hu": self.hu[owner], "residual": self.residual, "cnn": self.cnn}
-        if self.cnn is not None:
-            arrays["cnn"] = self.cnn[owner]
+        arrays = {
+            "hu": self.hu[owner],
+            "residual": self.residual,
+            "cnn": None if self.cnn is None else self.cnn[owner],
+        }
         return np.concatenate([arrays[g] for g in groups], axis=1).astype(np.float32)
 
     def subset(self, rows: Sequence[int]) -> FeatureTable:

@@ -21,7 +21,7 @@ from edge.stages.decide import OK, DecisionPolicy, decide
 from trainer.classifier import MlpConfig, TrainedClassifier
 from trainer.feature_table import FeatureTable
 from trainer.labelled import Labelled, draw_per_type
-from trainer.part_training import classify_parts, train_parts
+from trainer.part_training import classify_parts, ood_guard, train_parts
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,7 @@ def fit(
     it."""
     examples = pool.subset(rows)
     trained = train_parts(examples, feature_set, config).trained
-    nuisance = examples.is_nuisance
-    guard = OodGuard(
-        score_max=float(examples.scores[nuisance].max()),
-        area_max=float(examples.areas[nuisance].max()),
-        distance_max=trained.distance_max,
-        excess_max=trained.excess_max,
-        margin=margin,
-    )
-    return trained, guard
+    return trained, ood_guard(examples, trained, margin)
 
 
 def judge(

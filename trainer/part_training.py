@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.manifest import OodGuard
 from edge.stages.classify import part_classification
 from edge.stages.decide import Classification, ClassifierFailure
 from trainer.classifier import MlpConfig, TrainedClassifier, train_classifier
@@ -60,18 +61,19 @@ def train_parts(table: FeatureTable, feature_set: str, config: MlpConfig) -> Par
     nuisance_rows = np.flatnonzero(nuisance[owner])
     plain = np.flatnonzero(~nuisance[owner] & (regions[owner] == 1))
     several = np.flatnonzero(~nuisance & (regions > 1))
-    if len(several) == 0:
-        chosen = np.sort(np.r_[nuisance_rows, plain])
-        return PartClassifier(_train(table, x, owner, chosen, config), chosen)
     # First the unambiguous defects (one region each); the strongest regions of the others
     # when there are too few of those to learn from.
     first = np.r_[True, owner[1:] != owner[:-1]]
     start = plain if len(plain) >= 2 else np.flatnonzero(~nuisance[owner] & first)
-    trained = _train(table, x, owner, np.sort(np.r_[nuisance_rows, start]), config)
-    p = trained.predict(x).probability
+    start_rows = np.sort(np.r_[nuisance_rows, start])
+    trained = _train(table, x, owner, start_rows, config)
+    if len(several) == 0:
+        return PartClassifier(trained, start_rows)
+    candidates = np.flatnonzero(np.isin(owner, several))  # the regions of those parts
+    p = trained.predict(x[candidates]).probability
     picks = [
-        int(np.flatnonzero(owner == part)[np.argmin(p[owner == part])])  # ties: the strongest
-        for part in several
+        int(candidates[mine][np.argmin(p[mine])])  # ties: the strongest
+        for mine in (owner[candidates] == part for part in several)
     ]
     chosen = np.sort(np.r_[nuisance_rows, plain, picks])
     moved = int(np.count_nonzero(~first[picks]))
@@ -79,6 +81,20 @@ def train_parts(table: FeatureTable, feature_set: str, config: MlpConfig) -> Par
              "their strongest", moved, len(several))  # fmt: skip
     trained = _train(table, x, owner, chosen, config)
     return PartClassifier(trained, chosen)
+
+
+def ood_guard(table: FeatureTable, trained: TrainedClassifier, margin: float) -> OodGuard:
+    """The out-of-distribution guard of a classifier trained on `table`'s parts: the highest
+    score and largest region of its nuisance parts, the classifier's own distance and excess
+    references, and `margin`."""
+    nuisance = table.is_nuisance
+    return OodGuard(
+        score_max=float(table.scores[nuisance].max()),
+        area_max=float(table.areas[nuisance].max()),
+        distance_max=trained.distance_max,
+        excess_max=trained.excess_max,
+        margin=margin,
+    )
 
 
 def _train(

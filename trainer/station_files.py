@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -96,9 +97,9 @@ def daemon_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "edge.daemon.main", "--config", str(config)]
 
 
-def daemon_env(**extra: str) -> dict[str, str]:
+def daemon_env() -> dict[str, str]:
     """The environment for a daemon on the camera emulation (read by pylon at start-up)."""
-    env = dict(os.environ, PYLON_CAMEMU="1", PYTHONUNBUFFERED="1", **extra)
+    env = dict(os.environ, PYLON_CAMEMU="1", PYTHONUNBUFFERED="1")
     env.pop("NOTIFY_SOCKET", None)  # not ours to notify
     return env
 
@@ -128,10 +129,16 @@ def daemon_running(
         raise RuntimeError(f"the daemon exited with {code}:\n{tail}")
 
 
-# -- a loopback port ----------------------------------------------------------------------------
+# -- a loopback port and a broker ---------------------------------------------------------------
 
 
-def free_port() -> int:
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nothing listens on at `host` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def mosquitto_binary() -> str | None:
+    """The broker executable, or None when it is not installed (Debian puts it in /usr/sbin)."""
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")

@@ -78,11 +78,11 @@ def _replay_fit(config: Config, manifest: Manifest) -> list[str]:
     misfits: list[tuple[Path, int, int]] = []
     for file in files:
         try:
-            width, height = read_image_size(Path(file))
+            width, height = read_image_size(file)
         except ImageFileError:
             continue  # an unreadable file is that part's ERROR "camera", not a setting
         if not spec.takes(height, width):
-            misfits.append((Path(file), height, width))
+            misfits.append((file, height, width))
     if not misfits:
         return []
     path, height, width = misfits[0]

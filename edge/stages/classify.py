@@ -14,9 +14,8 @@ ERROR verdicts: a part the classifier could not judge is rejected, never passed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -58,22 +57,14 @@ class Classifier:
             raise BundleError(f"{bundle.root}: {spec.reference_file} has no activation reference")
         self.pixel_threshold = bundle.manifest.scoring.pixel_threshold
 
-    @property
-    def needs_activations(self) -> bool:
-        return self.spec.needs_activations
-
-    @property
-    def needs_reconstruction(self) -> bool:
-        return self.spec.needs_reconstruction
-
     def view(self, scored: Scored, threshold: float) -> PartView | ClassifierFailure:
         """What the features of a scored part are computed from, or why there is nothing to
         compute them on."""
         if scored.model_input is None:
             return ClassifierFailure("the model input is not on the host")
-        if self.needs_activations and scored.activation is None:
+        if self.spec.needs_activations and scored.activation is None:
             return ClassifierFailure("the model returned no encoder activations")
-        if self.needs_reconstruction and scored.reconstruction is None:
+        if self.spec.needs_reconstruction and scored.reconstruction is None:
             return ClassifierFailure("the model returned no reconstruction")
         return PartView(
             scored.anomaly_map, scored.model_input, scored.reconstruction, scored.activation,
@@ -146,14 +137,10 @@ def part_classification(
     R >= 1: a part is as defect-like as its most defect-like region, so the lowest P(nuisance),
     the largest distance and the largest envelope excess (a NaN anywhere stays NaN, which the
     decision rejects). The trainer aggregates with this very function."""
+    # np.min and np.max propagate NaN.
     return Classification(
-        _worst(probability, np.min), score, area, _worst(distance, np.max), _worst(excess, np.max)
+        float(np.min(probability)), score, area, float(np.max(distance)), float(np.max(excess))
     )
-
-
-def _worst(values: np.ndarray, pick: Callable[[np.ndarray], Any]) -> float:
-    values = np.asarray(values, np.float64)
-    return float("nan") if np.isnan(values).any() else float(pick(values))
 
 
 def classifier_file(bundle: Bundle) -> Path | None:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -28,21 +26,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-LOOPBACK = "127.0.0.1"
+from trainer.station_files import LOOPBACK, free_port, mosquitto_binary
 
 # The type of the `make_broker` fixture: Broker's keyword options, plus start=True.
 MakeBroker = Callable[..., "Broker"]
-
-
-def mosquitto_binary() -> str | None:
-    """The broker executable, or None when it is not installed (Debian puts it in /usr/sbin)."""
-    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class BrokerError(RuntimeError):
