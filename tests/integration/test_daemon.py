@@ -450,6 +450,22 @@ def test_systemd_ready_watchdog_only_while_parts_flow_and_stopping(
     notify.close()
 
 
+def unplug_on_next_grab(basler: Any) -> None:
+    """Unplug the emulated camera (FirePnPCallback: its removal event) at the start of its next
+    grab, on the daemon's acquisition thread. Not from the test's thread: the emulation runs the
+    removal handler inside Execute(), the daemon then closes the camera, and a DestroyDevice on
+    one thread while Execute() unwinds on another crashed pylon (a segfault, seen once in a full
+    CI run). On a line, pylon itself raises the event; no other thread holds the device."""
+    grab = basler.grab
+
+    def grab_unplugged(timeout_s: float) -> Any:
+        del basler.grab  # once: back to the camera's own method
+        basler.instant_camera.GetNodeMap().GetNode("FirePnPCallback").Execute()
+        return grab(timeout_s)
+
+    basler.grab = grab_unplugged
+
+
 def test_a_camera_that_is_gone_shows_on_status_and_in_systemd_status(
     tmp_path: Path,
     tiny_engine: FitResult,
@@ -480,8 +496,7 @@ def test_a_camera_that_is_gone_shows_on_status_and_in_systemd_status(
     thread, codes = run_in_thread(daemon)
     try:
         results.wait(lambda: len(results.ids()) >= 20, 60, "20 results")
-        basler: Any = getattr(daemon.camera, "camera", daemon.camera)  # inside the reconnector
-        basler.instant_camera.GetNodeMap().GetNode("FirePnPCallback").Execute()
+        unplug_on_next_grab(getattr(daemon.camera, "camera", daemon.camera))  # in the reconnector
         results.wait(lambda: daemon.camera.stats.reconnects == 1, 30, "the camera back")
         back = len(results.ids())
         results.wait(lambda: len(results.ids()) >= back + 20, 30, "20 parts after")
